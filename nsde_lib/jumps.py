@@ -1,0 +1,118 @@
+"""Poisson jumps: the jump term J(h, t) ⊙ Z dN of paper 000 (eq. 3) and its presets.
+
+A jump law says how often events come (``rate`` λ, per unit time, one clock per sample), which
+sign they take (Z = −1 with probability ``p``, else +1) and whether one sign is drawn per element
+(dropout, eq. 4) or per sample (stochastic depth, eq. 5). The solver draws the events; a jump
+preset also says how large each one is, ``size(t, y, fy)``, given the drift value ``fy``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .noise import check_p
+
+__all__ = ["PoissonJump", "JumpDropout", "StochasticDepth", "check_rate",
+           "dropout_block", "jump_rewrite_block", "poisson_events", "counting_paths"]
+
+
+def check_rate(rate) -> float:
+    """Return ``rate`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
+    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"rate (Poisson jump intensity λ) must be a finite number >= 0, "
+                         f"got {rate!r}")
+    return float(rate)
+
+
+class PoissonJump:
+    """Law of a compound Poisson jump: events at ``rate``; signs ±1 with P(Z = −1) = ``p``.
+
+    Args:
+        rate: intensity λ ≥ 0 (events per unit time, per sample).
+        p: probability of the sign −1, in [0, 1).
+        per_sample: one sign per event and sample (stochastic depth) instead of per element.
+    """
+
+    drift_scale = 1.0
+
+    def __init__(self, rate: float, p: float = 0.5, per_sample: bool = False):
+        self.rate, self.p, self.per_sample = check_rate(rate), check_p(p), bool(per_sample)
+
+    @property
+    def mean_sign(self) -> float:
+        """E[Z] = (1 − p) − p."""
+        return 1.0 - 2.0 * self.p
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(rate={self.rate}, p={self.p}, "
+                f"per_sample={self.per_sample})")
+
+
+class JumpDropout(PoissonJump):
+    """Dropout as a jump (eqs. 4–5): drift ½·f, jumps of size ½·f ⊙ Z.
+
+    The paper writes eq. (4) as h + ½f + 2f ⊙ Z; expanding f ⊙ γ with Z = 2γ − 1 gives
+    h + ½f + ½f ⊙ Z, which is what a block with γ ~ Bernoulli(1 − p) computes. With one event
+    per unit time (``rate=1``) the expected change per unit time is (1 − p)·f, the mean of the
+    discrete dropout block.
+    """
+
+    drift_scale = 0.5
+
+    def __init__(self, p: float, rate: float = 1.0, per_sample: bool = False):
+        super().__init__(rate, p, per_sample)
+
+    def size(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        return 0.5 * fy
+
+
+class StochasticDepth(JumpDropout):
+    """Stochastic depth as a jump (eq. 5): the whole residual is kept or dropped per sample."""
+
+    def __init__(self, p: float, rate: float = 1.0):
+        super().__init__(p, rate, per_sample=True)
+
+
+def _bernoulli_keep(shape, p, like, generator):
+    return (torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+            >= p).to(like.dtype)
+
+
+def dropout_block(y: torch.Tensor, fy: torch.Tensor, p: float, *, per_sample: bool = False,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The discrete block of Fig. 2: y + f ⊙ γ with γ ~ Bernoulli(1 − p), shapes as ``y``."""
+    shape = (y.shape[0],) + (1,) * (y.dim() - 1) if per_sample else y.shape
+    return y + fy * _bernoulli_keep(shape, check_p(p), y, generator)
+
+
+def jump_rewrite_block(y: torch.Tensor, fy: torch.Tensor, p: float, *, per_sample: bool = False,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """The same block written as drift + jump (eq. 4): y + ½f + ½f ⊙ Z, Z = 2γ − 1."""
+    shape = (y.shape[0],) + (1,) * (y.dim() - 1) if per_sample else y.shape
+    z = 2 * _bernoulli_keep(shape, check_p(p), y, generator) - 1
+    return y + 0.5 * fy + 0.5 * fy * z
+
+
+def poisson_events(rate: float, T: float, n_paths: int, *,
+                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Event times of ``n_paths`` Poisson processes on [0, T].
+
+    Draws N ~ Poisson(λT) per path, then N uniform times, sorted: the order statistics
+    property of the Poisson process.
+
+    Returns:
+        list of ``n_paths`` 1-D float64 tensors of increasing event times.
+    """
+    rate = check_rate(rate)
+    if not T > 0:
+        raise ValueError(f"T must be > 0, got {T!r}")
+    counts = torch.poisson(torch.full((n_paths,), rate * T, dtype=torch.float64),
+                           generator=generator).long()
+    times = torch.rand(int(counts.sum()), generator=generator, dtype=torch.float64) * T
+    return [chunk.sort().values for chunk in times.split(counts.tolist())]
+
+
+def counting_paths(events: list[torch.Tensor], ts: torch.Tensor) -> torch.Tensor:
+    """N_t on the grid ``ts`` for each path of ``events``: shape ``(len(ts), n_paths)``."""
+    return torch.stack([torch.searchsorted(e, ts, right=True) for e in events], dim=1)

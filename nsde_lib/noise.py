@@ -1,0 +1,82 @@
+"""Diffusion terms G(h, t) of paper 000 (§3.1 and §5), as diagonal noise.
+
+Each diffusion is called as ``diffusion(t, y, fy)`` where ``fy`` is the drift's value at the
+same point (Gaussian dropout scales it), and returns ``g`` of the shape of ``y``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
+           "check_sigma", "check_p"]
+
+DIFFUSIONS = ("none", "additive", "multiplicative", "dropout")
+
+
+def check_sigma(sigma) -> float:
+    """Return ``sigma`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
+    if not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return float(sigma)
+
+
+def check_p(p) -> float:
+    """Return ``p`` as a float, or raise ``ValueError`` unless 0 ≤ p < 1."""
+    if not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"p (drop probability) must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+class Additive:
+    """G = σ·I (eq. 8): the same Gaussian kick for every feature."""
+
+    def __init__(self, sigma: float):
+        self.sigma = check_sigma(sigma)
+
+    def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        return y.new_full(y.shape, self.sigma)
+
+    def __repr__(self):
+        return f"Additive(sigma={self.sigma})"
+
+
+class Multiplicative:
+    """G = σ·h (§5): noise proportional to the state; the toy of eq. 11 and Corollary 4.0.1."""
+
+    def __init__(self, sigma: float):
+        self.sigma = check_sigma(sigma)
+
+    def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        return self.sigma * y
+
+    def __repr__(self):
+        return f"Multiplicative(sigma={self.sigma})"
+
+
+class GaussianDropout:
+    """G = sqrt(p / (1 − p))·diag f (eq. 7): dropout's variance with a Gaussian shape."""
+
+    def __init__(self, p: float):
+        self.p = check_p(p)
+        self.scale = math.sqrt(self.p / (1 - self.p))
+
+    def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        return self.scale * fy
+
+    def __repr__(self):
+        return f"GaussianDropout(p={self.p})"
+
+
+def make_diffusion(kind: str, *, sigma: float = 0.0, p: float = 0.0):
+    """The diffusion named ``kind`` (one of :data:`DIFFUSIONS`); ``None`` for ``"none"``."""
+    if kind == "none":
+        return None
+    if kind == "additive":
+        return Additive(sigma)
+    if kind == "multiplicative":
+        return Multiplicative(sigma)
+    if kind == "dropout":
+        return GaussianDropout(p)
+    raise ValueError(f"noise must be one of {DIFFUSIONS}, got {kind!r}")

@@ -1,0 +1,64 @@
+"""Where and how the course runs: device choice, quick mode, seeding."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["pick_device", "device_report", "is_quick", "seed_everything", "DEVICES"]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks cuda > mps > cpu; a named device must be available.
+
+    Raises:
+        ValueError: unknown name, or a named accelerator that this machine does not have.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).split(":")[0]
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES} (optionally 'cuda:N'), got {device!r}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; "
+                         "use device='auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def device_report() -> dict:
+    """What this machine offers the course: torch version, threads, the device 'auto' picks."""
+    dev = pick_device("auto")
+    report = {"torch": torch.__version__, "python": platform.python_version(),
+              "cpu_threads": torch.get_num_threads(), "device": str(dev)}
+    if dev.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(dev)
+        report["gpu_memory_GiB"] = round(torch.cuda.get_device_properties(dev).total_memory
+                                         / 2**30, 1)
+    return report
+
+
+def is_quick() -> bool:
+    """True when ``NSDE_QUICK`` is set to a true value: notebooks shrink for the test suite."""
+    return os.environ.get("NSDE_QUICK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a fresh ``torch.Generator`` seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
