@@ -10,6 +10,7 @@ from .noise import DIFFUSIONS, Additive, GaussianDropout, Multiplicative, make_d
 from .runtime import device_report, is_quick, pick_device, seed_everything
 from .sde import NOISES, NeuralSDE, make_sde
 from .brownian import TabulatedBrownian
+from .classifier import SDEClassifier, ensemble_predict
 from .solver import METHODS, DivergenceError, sdeint, time_grid
 
 __version__ = "0.1.0"
@@ -21,4 +22,5 @@ __all__ = [
     "PoissonJump", "JumpDropout", "StochasticDepth", "dropout_block", "jump_rewrite_block",
     "poisson_events", "counting_paths",
     "pick_device", "device_report", "is_quick", "seed_everything",
+    "SDEClassifier", "ensemble_predict",
 ]
