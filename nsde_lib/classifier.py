@@ -25,7 +25,7 @@ from .sde import make_sde
 from .solver import METHODS, sdeint
 
 __all__ = ["SDEClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm", "ensemble_predict",
-           "CLASSIFIER_NOISES"]
+           "ensemble_accuracy", "CLASSIFIER_NOISES"]
 
 CLASSIFIER_NOISES = ("none", "additive", "multiplicative", "dropout", "jump-dropout")
 
@@ -252,3 +252,47 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
     for _ in range(passes):
         probs = probs + F.softmax(_at_least_fp32(model(x, noise=True)), dim=1)
     return probs / passes
+
+
+@torch.no_grad()
+def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_size: int = 500,
+                      channels_last: bool = False, progress: bool = False) -> list[float]:
+    """Accuracy of the K-pass ensemble for every K in ``Ks``, from one run of max(K) passes.
+
+    The softmax is summed pass by pass, and the prediction after k passes is the K = k
+    ensemble of :func:`ensemble_predict`: every K on the same draws, so the curve over K is
+    not blurred by independent noise.
+
+    Args:
+        model: a classifier with ``model(x, noise=...)``.
+        data: ``(x, y)`` test tensors, moved batch by batch to the model's device.
+        Ks: ensemble sizes (integers >= 1).
+        noise: False evaluates the noise-free model (one pass serves every K).
+        batch_size: images per pass.
+        channels_last: hand the images over in channels_last layout (GPU).
+        progress: a tqdm bar over the batches.
+
+    Returns:
+        One accuracy in [0, 1] per entry of ``Ks``, in their order.
+    """
+    from tqdm.auto import tqdm
+
+    Ks = [_check_positive_int("K", k) for k in Ks]
+    deterministic = not noise or getattr(model, "noise", None) == "none"
+    passes = 1 if deterministic else max(Ks)
+    device = next(model.parameters()).device
+    x, y = data
+    correct = [0] * len(Ks)
+    for i in tqdm(range(0, len(x), batch_size), disable=not progress, leave=False,
+                  desc="test-time ensembles"):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        probs = 0.0
+        for k in range(1, passes + 1):
+            probs = probs + F.softmax(_at_least_fp32(model(xb, noise=noise)), dim=1)
+            hits = int((probs.argmax(1) == yb).sum())
+            for j, K in enumerate(Ks):
+                if K == k or (deterministic and k == 1):
+                    correct[j] += hits
+    return [c / len(x) for c in correct]

@@ -8,7 +8,8 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "device_report", "is_quick", "seed_everything", "DEVICES"]
+__all__ = ["pick_device", "device_report", "is_quick", "seed_everything", "DEVICES",
+           "rng_states", "set_rng_states"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -62,3 +63,18 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def rng_states() -> dict:
+    """torch's global RNG states (CPU, and every CUDA device if any), e.g. for a checkpoint."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore what :func:`rng_states` returned (CUDA states only where CUDA is there)."""
+    torch.set_rng_state(states["cpu"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import pick_device
+from .runtime import pick_device, set_rng_states
 from .solver import DivergenceError
 
 __all__ = ["fit", "evaluate", "History", "make_optimizer", "make_schedule",
@@ -128,7 +129,8 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
         device="auto", seed: int = 0, grad_norms: bool = False, clip: float | None = None,
         augment: Callable | None = None, forward: Callable | None = None,
         test_forward: Callable | None = None, on_epoch: Callable | None = None,
-        start_epoch: int = 0, progress: bool = True, desc: str = "training") -> History:
+        start_epoch: int = 0, progress: bool = True, desc: str = "training",
+        rng_state: dict | None = None) -> History:
     """Train ``model`` with cross-entropy; record a :class:`History`.
 
     Args:
@@ -146,8 +148,11 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
         augment: ``augment(x) -> x`` applied to each training batch on the device.
         forward, test_forward: ``f(model, x) -> logits`` for training / test evaluation.
         on_epoch: ``on_epoch(epoch, history, optimizer)`` after each epoch (checkpoints).
-        start_epoch: first epoch index (to resume).
+        start_epoch: first epoch index (to resume); the shuffles of the epochs before it are
+            replayed, so a resumed run sees the batches an uninterrupted one would.
         progress: show a tqdm bar over epochs.
+        rng_state: torch RNG states (:func:`nsde_lib.runtime.rng_states`, saved after the
+            last finished epoch) restored after seeding: a resumed run draws the same noise.
 
     Returns:
         The :class:`History`. A NaN/Inf loss or a :class:`DivergenceError` from the solver
@@ -163,12 +168,18 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
     model.to(device)
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
+    if rng_state is not None:
+        set_rng_states(rng_state)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
         model.parameters(), optimizer, lr, momentum=momentum, weight_decay=weight_decay)
     sched = make_schedule(opt, schedule, epochs)
-    for _ in range(start_epoch):
-        sched.step()
+    with warnings.catch_warnings():  # stepping the schedule ahead before any optimizer step
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch):
+            sched.step()
     x_train, y_train = train
+    for _ in range(start_epoch):  # replay the shuffles of the epochs already done
+        torch.randperm(len(x_train), generator=shuffle)
     history = History()
     bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
@@ -196,7 +207,7 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
             if clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            total += float(loss) * len(yb)
+            total += float(loss.detach()) * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
         record = {"epoch": epoch + 1, "loss": total / seen, "train_acc": correct / seen,
