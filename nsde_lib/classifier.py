@@ -174,7 +174,8 @@ class SDEClassifier(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.stem.in_channels:
             raise ValueError(f"x must have shape (B, {self.stem.in_channels}, H, W), "
                              f"got {tuple(x.shape)}")
-        return _at_least_fp32(self.stem(x))  # the state (and so the noise draw) stays float32 under bf16
+        # the state (and so the noise draw) stays float32 under bf16 autocast
+        return _at_least_fp32(self.stem(x))
 
     def _brownian(self, h0: torch.Tensor, generator):
         """All increments in one draw; in the state's memory layout (channels_last on GPU)."""
@@ -256,7 +257,8 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
 
 @torch.no_grad()
 def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_size: int = 500,
-                      channels_last: bool = False, progress: bool = False) -> list[float]:
+                      channels_last: bool = False, amp: bool = False,
+                      progress: bool = False) -> list[float]:
     """Accuracy of the K-pass ensemble for every K in ``Ks``, from one run of max(K) passes.
 
     The softmax is summed pass by pass, and the prediction after k passes is the K = k
@@ -270,6 +272,7 @@ def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_s
         noise: False evaluates the noise-free model (one pass serves every K).
         batch_size: images per pass.
         channels_last: hand the images over in channels_last layout (GPU).
+        amp: run under bf16 autocast.
         progress: a tqdm bar over the batches.
 
     Returns:
@@ -290,7 +293,9 @@ def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_s
             xb = xb.contiguous(memory_format=torch.channels_last)
         probs = 0.0
         for k in range(1, passes + 1):
-            probs = probs + F.softmax(_at_least_fp32(model(xb, noise=noise)), dim=1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(xb, noise=noise)
+            probs = probs + F.softmax(_at_least_fp32(logits), dim=1)
             hits = int((probs.argmax(1) == yb).sum())
             for j, K in enumerate(Ks):
                 if K == k or (deterministic and k == 1):

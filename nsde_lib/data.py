@@ -141,7 +141,7 @@ class DatasetMissing(FileNotFoundError):
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Where downloaded data sets live: ``root``, else ``$NSDE_DATA``, else the repository's ``data/``."""
+    """Where downloaded data sets live: ``root``, else ``$NSDE_DATA``, else the repo's ``data/``."""
     if root is not None:
         return Path(root)
     if os.environ.get("NSDE_DATA"):
@@ -271,7 +271,8 @@ def _cifar10_1_test(root: Path, download: bool, version: str):
         raise DatasetMissing(
             f"CIFAR-10.1 is not readable in {folder} ({err}). Download {CIFAR10_1_URL}{names[0]} "
             f"and {names[1]} into {folder} (or run once with download=True online).") from None
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3) or len(y) != len(x)             or not set(np.unique(y)) <= set(range(10)):
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3) or len(y) != len(x) \
+            or not set(np.unique(y)) <= set(range(10)):
         raise ValueError(f"CIFAR-10.1 files in {folder} are corrupt: expected (N, 32, 32, 3) "
                          f"uint8 images and labels in 0..9, got {x.shape} {x.dtype}")
     return x.transpose(0, 3, 1, 2), y

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-__all__ = ["to_numpy", "paths_figure", "set_paths"]
+__all__ = ["to_numpy", "paths_figure", "set_paths", "curves_figure"]
 
 
 def to_numpy(x) -> np.ndarray:
@@ -51,3 +51,30 @@ def set_paths(fig: go.Figure, ts, paths, *, n_show: int = 20) -> None:
         for i, trace in enumerate(fig.data[:-1]):
             trace.x, trace.y = ts_np, shown[:, i]
         fig.data[-1].x, fig.data[-1].y = ts_np, mean
+
+
+def curves_figure(curves: dict, *, x_title: str = "epoch", y_title: str = "",
+                  title: str = "", percent: bool = False) -> go.Figure:
+    """One line per name: the mean over runs, with a band from the lowest to the highest run.
+
+    Args:
+        curves: ``{name: values}`` with ``values`` of shape ``(n_runs, n_points)`` (or 1-D for
+            one run); the x axis is 1, 2, ..., ``n_points``.
+        percent: multiply by 100 (accuracies).
+    """
+    fig = go.Figure()
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    for i, (name, values) in enumerate(curves.items()):
+        v = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
+        x = np.arange(1, v.shape[1] + 1)
+        color = colors[i % len(colors)]
+        if v.shape[0] > 1:  # the band first, so the line draws on top
+            fig.add_scatter(x=np.concatenate([x, x[::-1]]),
+                            y=np.concatenate([v.max(0), v.min(0)[::-1]]), fill="toself",
+                            line=dict(width=0), fillcolor=color, opacity=0.15,
+                            hoverinfo="skip", showlegend=False, legendgroup=name)
+        fig.add_scatter(x=x, y=v.mean(0), mode="lines", name=name, legendgroup=name,
+                        line=dict(color=color, width=2))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
+                      template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
+    return fig

@@ -11,7 +11,6 @@ stay float32, see :mod:`nsde_lib.classifier`) and optionally ``torch.compile``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -27,7 +26,8 @@ from .runtime import DEVICES, pick_device, rng_states
 from .train import OPTIMIZERS, SCHEDULES, History, fit, make_optimizer
 
 __all__ = ["RunConfig", "train_run", "evaluate_run", "load_run", "build_model",
-           "save_checkpoint", "load_checkpoint", "make_forward", "TRAIN_DATASETS",
+           "save_checkpoint", "load_checkpoint", "make_forward", "accelerate", "FastPath",
+           "TRAIN_DATASETS",
            "EVAL_DATASETS", "AMP_MODES"]
 
 TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10")
@@ -185,22 +185,47 @@ def make_forward(device, *, amp: bool = False, channels_last: bool = False,
     return forward
 
 
-def _speed_settings(config: RunConfig, device: torch.device) -> tuple[bool, bool]:
-    """(bf16 autocast, channels_last) for this device: both on CUDA by default, off on CPU."""
-    amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
-    return amp, device.type == "cuda"
+@dataclass
+class FastPath:
+    """How a model runs on its device (see :func:`accelerate`).
+
+    Attributes:
+        forward: ``forward(model, x)`` for training (noise as the model's ``noise_on``).
+        test_forward: the same without noise (the "w/o TTN" accuracy).
+        amp: bf16 autocast is on.
+        channels_last: images and activations use the channels_last layout.
+    """
+
+    forward: object
+    test_forward: object
+    amp: bool
+    channels_last: bool
 
 
-def _prepare(model: SDEClassifier, config: RunConfig, device: torch.device) -> SDEClassifier:
-    _, channels_last = _speed_settings(config, device)
+def accelerate(model: SDEClassifier, device="auto", *, amp: str = "auto",
+               compile: bool = False) -> FastPath:
+    """Move ``model`` to ``device`` and switch on what makes it fast there (in place).
+
+    On CUDA: channels_last, bf16 autocast (``amp="auto"``), cuDNN autotuning and, with
+    ``compile``, ``torch.compile`` (in place: the state dict keeps its keys). On the CPU: nothing
+    but the move, unless ``amp="bf16"``.
+
+    Raises:
+        ValueError: unknown ``amp`` or device.
+    """
+    _one_of("amp", amp, AMP_MODES)
+    device = pick_device(device)
+    cuda = device.type == "cuda"
+    use_amp = amp == "bf16" or (amp == "auto" and cuda)
     model.to(device)
-    if channels_last:
+    if cuda:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest conv
-    if config.compile:
-        model.compile()  # in place: the state dict keeps its keys
-    return model
+    if compile:
+        model.compile()
+    return FastPath(make_forward(device, amp=use_amp, channels_last=cuda),
+                    make_forward(device, amp=use_amp, channels_last=cuda, noise=False),
+                    use_amp, cuda)
 
 
 def _data(dataset: str, config: RunConfig, device: torch.device):
@@ -265,7 +290,7 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         start, rng = int(checkpoint["epoch"]), checkpoint["rng"]
-    model = _prepare(model, config, device)
+    fast = accelerate(model, device, amp=config.amp, compile=config.compile)
     if checkpoint is not None:  # after the model moved: the state lands on its device
         optimizer.load_state_dict(checkpoint["optimizer"])
 
@@ -285,16 +310,13 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
                                            "optimizer": opt.state_dict(), "rng": rng_states(),
                                            "config": asdict(config)})
 
-    amp, channels_last = _speed_settings(config, device)
     kind = config.augment
     if kind == "auto":
         kind = "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
     history = fit(model, train, test, epochs=config.epochs, optimizer=optimizer,
                   schedule=config.schedule, batch_size=config.batch_size, device=device,
                   seed=config.seed, augment=make_augment(kind, train[0].shape[-1]),
-                  forward=make_forward(device, amp=amp, channels_last=channels_last),
-                  test_forward=make_forward(device, amp=amp, channels_last=channels_last,
-                                            noise=False),
+                  forward=fast.forward, test_forward=fast.test_forward,
                   on_epoch=on_epoch, start_epoch=start, rng_state=rng, progress=progress,
                   desc=out.name)
     if history.diverged:
@@ -314,7 +336,8 @@ def _write_json_lines(path: Path, records: list[dict]) -> None:
 # --- eval ---------------------------------------------------------------------------------------
 
 def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, SDEClassifier, dict]:
-    """``(config, model, checkpoint)`` of a run folder; the model on ``device``, in eval mode.
+    """``(config, model, checkpoint)`` of a run folder; the model on ``device`` (see
+    :func:`accelerate`), in eval mode.
 
     Raises:
         FileNotFoundError: no run (config or checkpoint) at ``run``.
@@ -329,7 +352,8 @@ def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, SDEClass
     in_channels = checkpoint["model"]["stem.weight"].shape[1]
     model = build_model(config, in_channels, 10)
     model.load_state_dict(checkpoint["model"])
-    return config, _prepare(model, config, pick_device(device)).eval(), checkpoint
+    accelerate(model, device, amp=config.amp, compile=config.compile)
+    return config, model.eval(), checkpoint
 
 
 def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | None = None,
@@ -368,15 +392,15 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
     if test[0].shape[1] != stem or (name != config.dataset and test[0].shape[-1]
                                     != _data_size(config.dataset)):
         raise ValueError(f"dataset {name!r} does not fit a model trained on {config.dataset!r}")
-    amp, channels_last = _speed_settings(config, dev)
+    cuda = dev.type == "cuda"
+    amp = config.amp == "bf16" or (config.amp == "auto" and cuda)
     torch.manual_seed(seed)
-    with _autocast(dev, amp):
-        clean = ensemble_accuracy(model, test, [1], noise=False, batch_size=batch_size,
-                                  channels_last=channels_last)[0]
-        noisy = None
-        if config.noise != "none":
-            noisy = ensemble_accuracy(model, test, [ensemble], batch_size=batch_size,
-                                      channels_last=channels_last)[0]
+    clean = ensemble_accuracy(model, test, [1], noise=False, batch_size=batch_size,
+                              channels_last=cuda, amp=amp)[0]
+    noisy = None
+    if config.noise != "none":
+        noisy = ensemble_accuracy(model, test, [ensemble], batch_size=batch_size,
+                                  channels_last=cuda, amp=amp)[0]
     result = {"epoch": int(checkpoint["epoch"]), "dataset": name, "K": ensemble,
               "acc_no_ttn": clean, "acc_ttn": noisy}
     _append_line(Path(run) / EVALS, result)
@@ -385,9 +409,3 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
 
 def _data_size(dataset: str) -> int:
     return {"mnist5k": 28, "cifar10": 32, "cifar10.1": 32, "stl10": 96}[dataset]
-
-
-def _autocast(device: torch.device, amp: bool):
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)

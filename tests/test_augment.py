@@ -38,7 +38,8 @@ def test_offsets_and_flips_are_uniform():
     n, padding = 20000, 2
     x = torch.arange(5.0).view(1, 1, 1, 5).expand(n, 1, 5, 5) + 1  # each column its own value
     out = random_crop_flip(x, padding, True, generator=torch.Generator().manual_seed(2))
-    row = out[:, 0, 2]  # the middle row always comes from a row of the image  # a crop of [0 0 1 2 3 4 5 0 0], maybe mirrored: 10 distinct candidates
+    row = out[:, 0, 2]  # the middle row always comes from a row of the image
+    # it is a crop of [0 0 1 2 3 4 5 0 0], maybe mirrored: 10 distinct candidates
     padded = [0, 0, 1, 2, 3, 4, 5, 0, 0]
     crops = [padded[k:k + 5] for k in range(5)]
     candidates = torch.tensor(crops + [c[::-1] for c in crops], dtype=row.dtype)  # (10, 5)

@@ -193,7 +193,9 @@ def test_noise_free_diffusion_models_equal_the_ode_with_the_same_weights(noise):
 def test_generator_and_shared_paths_are_reproducible():
     model = small("multiplicative")
     x = images()
-    run = lambda seed: model.hidden_states(x, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    def run(seed):
+        return model.hidden_states(x, generator=torch.Generator().manual_seed(seed))
+
     assert torch.equal(run(4), run(4)) and not torch.allclose(run(4), run(5))
     bm = torch.randn(model.brownian_shape(x), dtype=torch.float64) * math.sqrt(model.dt)
     x2 = x + 0.01 * torch.randn_like(x)
@@ -276,7 +278,8 @@ def test_spectral_norm_bounds_the_drift_convs():
         assert nn_has_spectral_norm(conv)
         w = conv.weight.detach().flatten(1)
         assert abs(float(torch.linalg.matrix_norm(w, 2)) - 1.0) < 0.01
-        assert float(torch.linalg.matrix_norm(conv.parametrizations.weight.original.detach().flatten(1), 2)) > 2
+        original = conv.parametrizations.weight.original.detach().flatten(1)
+        assert float(torch.linalg.matrix_norm(original, 2)) > 2
     plain = SDEClassifier(3, 5, channels=8, steps=2)
     assert not any(nn_has_spectral_norm(c) for c in plain.drift.convs)
 
