@@ -14,6 +14,16 @@ from nsde_lib import cli
 from nsde_lib.data import mnist5k
 from nsde_lib.runs import load_checkpoint, load_run, save_checkpoint
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread beats two, and a busy machine cannot stall it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "mnist5k", "--n", "60", "--channels", "4", "--steps", "2",
         "--batch-size", "20", "--device", "cpu", "--no-progress"]
@@ -169,6 +179,18 @@ def test_python_dash_m_entry_point(tmp_path):
     run = tmp_path / "cli"
     proc = subprocess.run([sys.executable, "-m", "nsde_lib", "train", *TINY, "--epochs", "1",
                            "--out", str(run)], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "OMP_NUM_THREADS": "1"},
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1" in proc.stdout and (run / "checkpoint.pt").is_file()
+
+
+def test_the_bf16_path_trains_too(tmp_path):
+    """The GPU recipe (bf16 autocast, float32 state and norms) exercised on the CPU."""
+    run = tmp_path / "bf16"
+    assert train(run, "--epochs", "1", "--noise", "dropout", "--p", "0.1", "--amp", "bf16") == 0
+    record = lines(run / "metrics.jsonl")[0]
+    assert 0 < record["loss"] < 10 and 0 <= record["test_acc"] <= 1
+    _, model, _ = load_run(run, "cpu")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
