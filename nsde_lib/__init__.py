@@ -10,7 +10,14 @@ from .noise import DIFFUSIONS, Additive, GaussianDropout, Multiplicative, make_d
 from .runtime import device_report, is_quick, pick_device, seed_everything
 from .sde import NOISES, NeuralSDE, make_sde
 from .brownian import TabulatedBrownian
-from .solver import METHODS, DivergenceError, sdeint, time_grid
+from .solver import (METHODS, DivergenceError, euler_factor, euler_stability_limit, sdeint,
+                     time_grid)
+from .data import load, mnist5k, moons
+from .train import History, evaluate, fit
+from .resnet import EulerResNet
+from .propagation import (WeightNormRecorder, jacobian_norms, perturbation_growth, product_bound,
+                          prop1_bound, state_grad_norms)
+from .sweeps import summarize, sweep
 
 __version__ = "0.1.0"
 
@@ -21,4 +28,7 @@ __all__ = [
     "PoissonJump", "JumpDropout", "StochasticDepth", "dropout_block", "jump_rewrite_block",
     "poisson_events", "counting_paths",
     "pick_device", "device_report", "is_quick", "seed_everything",
+    "euler_factor", "euler_stability_limit", "moons", "mnist5k", "load", "fit", "evaluate",
+    "History", "EulerResNet", "state_grad_norms", "jacobian_norms", "prop1_bound",
+    "product_bound", "perturbation_growth", "WeightNormRecorder", "sweep", "summarize",
 ]

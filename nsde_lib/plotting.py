@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-__all__ = ["to_numpy", "paths_figure", "set_paths"]
+__all__ = ["to_numpy", "paths_figure", "set_paths", "band_figure", "H_COLORS"]
 
 
 def to_numpy(x) -> np.ndarray:
@@ -51,3 +51,53 @@ def set_paths(fig: go.Figure, ts, paths, *, n_show: int = 20) -> None:
         for i, trace in enumerate(fig.data[:-1]):
             trace.x, trace.y = ts_np, shown[:, i]
         fig.data[-1].x, fig.data[-1].y = ts_np, mean
+
+
+# Paper 003 draws h = 1 in red and h = 0.1 in blue; other step factors get neutral colours.
+H_COLORS = {1.0: "#d62728", 0.1: "#1f77b4"}
+_OTHER_COLORS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy", title: str = "",
+                name: str = "h = {}", chance: float | None = None, log_x: bool = False,
+                fig: go.Figure | None = None, widget: bool = False) -> go.Figure:
+    """Median line with a min–max band per group, and an × for every diverged run.
+
+    Args:
+        summary: from :func:`nsde_lib.sweeps.summarize`.
+        name: legend label, formatted with the group value.
+        chance: where diverged runs are drawn (and a dotted line); default: their median.
+        fig: add to this figure (e.g. one panel of a subplot grid) instead of a new one.
+    """
+    fig = fig if fig is not None else (go.FigureWidget if widget else go.Figure)()
+    for i, (group, curve) in enumerate(summary.items()):
+        color = H_COLORS.get(float(group), _OTHER_COLORS[i % len(_OTHER_COLORS)]) \
+            if isinstance(group, (int, float)) else _OTHER_COLORS[i % len(_OTHER_COLORS)]
+        label = name.format(group)
+        xs = list(curve["x"])
+        fig.add_scatter(x=xs + xs[::-1], y=list(curve["hi"]) + list(curve["lo"])[::-1],
+                        fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                        hoverinfo="skip", showlegend=False, legendgroup=label)
+        text = [f"{n - d}/{n} runs trained" for n, d in zip(curve["n"], curve["n_diverged"])]
+        fig.add_scatter(x=xs, y=curve["median"], mode="lines+markers", name=label,
+                        legendgroup=label, line=dict(color=color, width=2.5), text=text,
+                        hovertemplate="%{x}: median %{y:.3f} (%{text})<extra></extra>")
+        if curve["diverged_x"]:
+            y_div = chance if chance is not None else min(curve["lo"])
+            fig.add_scatter(x=curve["diverged_x"], y=[y_div] * len(curve["diverged_x"]),
+                            mode="markers", name=f"{label}: diverged run", legendgroup=label,
+                            marker=dict(symbol="x", size=11, color=color, line=dict(width=1)))
+    if chance is not None:
+        fig.add_hline(y=chance, line=dict(dash="dot", color="grey"),
+                      annotation_text="chance (diverged runs score this)",
+                      annotation_position="bottom right")
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
+                      template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig

@@ -196,7 +196,7 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
             if clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            total += float(loss) * len(yb)
+            total += float(loss.detach()) * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
         record = {"epoch": epoch + 1, "loss": total / seen, "train_acc": correct / seen,
