@@ -16,7 +16,7 @@ from .data import load, mnist5k, moons
 from .train import History, evaluate, fit
 from .resnet import EulerResNet
 from .propagation import (WeightNormRecorder, jacobian_norms, perturbation_growth, product_bound,
-                          prop1_bound, state_grad_norms)
+                          prop1_bound, prop2_bound, state_grad_norms)
 from .sweeps import summarize, sweep
 
 __version__ = "0.1.0"
@@ -30,5 +30,6 @@ __all__ = [
     "pick_device", "device_report", "is_quick", "seed_everything",
     "euler_factor", "euler_stability_limit", "moons", "mnist5k", "load", "fit", "evaluate",
     "History", "EulerResNet", "state_grad_norms", "jacobian_norms", "prop1_bound",
-    "product_bound", "perturbation_growth", "WeightNormRecorder", "sweep", "summarize",
+    "prop2_bound", "product_bound", "perturbation_growth", "WeightNormRecorder",
+    "sweep", "summarize",
 ]

@@ -66,7 +66,8 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def band_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy", title: str = "",
                 name: str = "h = {}", chance: float | None = None, log_x: bool = False,
                 fig: go.Figure | None = None, widget: bool = False) -> go.Figure:
-    """Median line with a min–max band per group, and an × for every diverged run.
+    """Median line with a min–max band per group, a dot for every run that trained and an ×
+    for every diverged run.
 
     Args:
         summary: from :func:`nsde_lib.sweeps.summarize`.
@@ -87,6 +88,12 @@ def band_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy", 
         fig.add_scatter(x=xs, y=curve["median"], mode="lines+markers", name=label,
                         legendgroup=label, line=dict(color=color, width=2.5), text=text,
                         hovertemplate="%{x}: median %{y:.3f} (%{text})<extra></extra>")
+        runs_x = [xv for xv, vals in zip(xs, curve.get("values", [])) for _ in vals]
+        runs_y = [v for vals in curve.get("values", []) for v in vals]
+        if runs_x:  # every seed that trained, so a median of two or three is not all one sees
+            fig.add_scatter(x=runs_x, y=runs_y, mode="markers", name=f"{label}: one run",
+                            legendgroup=label, showlegend=False, hoverinfo="skip",
+                            marker=dict(size=6, color=color, opacity=0.45))
         if curve["diverged_x"]:
             y_div = chance if chance is not None else min(curve["lo"])
             fig.add_scatter(x=curve["diverged_x"], y=[y_div] * len(curve["diverged_x"]),

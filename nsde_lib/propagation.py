@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["state_grad_norms", "jacobian_norms", "prop1_bound", "product_bound",
+__all__ = ["state_grad_norms", "jacobian_norms", "prop1_bound", "product_bound", "prop2_bound",
            "perturbation_growth", "block_weight_norms", "WeightNormRecorder", "kept_state"]
 
 
@@ -166,6 +166,19 @@ def prop1_bound(h: float, W: float, depth: int) -> float:
         return math.inf
 
 
+def prop2_bound(eps: float, h: float, depth: int, W: float) -> float:
+    """Paper 003, Prop. 2 (eq. 12): ε_D ≤ ε + h·D·W, where every block satisfies
+    ‖F(x_i^ε) − F(x_i)‖ ≤ W and ‖x_0^ε − x_0‖ ≤ ε."""
+    _check_h(h)
+    if not (isinstance(depth, int) and depth >= 0):
+        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    if not (math.isfinite(W) and W >= 0):
+        raise ValueError(f"W must be a finite number >= 0, got {W!r}")
+    return eps + h * depth * W
+
+
 def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = True,
                         train_mode: bool = False, seed: int = 0) -> dict:
     """Prop. 2 measured: push x_0 by ε in a random direction and follow the gap through the blocks.
@@ -177,8 +190,9 @@ def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = 
 
     Returns:
         dict of tensors ``(D + 1,)``, all means over the batch: ``gap`` ‖x_n^ε − x_n‖,
-        ``ratio`` gap / ε_s (1 at n = 0), and ``bound`` ε_s + h·n·W_s with W_s the sample's
-        largest ‖F_i(x_i^ε) − F_i(x_i)‖ over the blocks (eq. 12, per sample, then averaged).
+        ``ratio`` gap / ε_s (1 at n = 0), ``bound`` ε_s + h·n·W_s with W_s the sample's
+        largest ‖F_i(x_i^ε) − F_i(x_i)‖ over the blocks (eq. 12, per sample, then averaged), and
+        ``bound_ratio`` bound / ε_s.
     """
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
@@ -197,7 +211,7 @@ def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = 
     n = torch.arange(len(gap), dtype=gap.dtype, device=gap.device).view(-1, 1)
     bound = scale.view(1, -1) + model.h * n * W.view(1, -1)
     return {"gap": gap.mean(1).cpu(), "ratio": (gap / scale.view(1, -1)).mean(1).cpu(),
-            "bound": bound.mean(1).cpu()}
+            "bound": bound.mean(1).cpu(), "bound_ratio": (bound / scale.view(1, -1)).mean(1).cpu()}
 
 
 def block_weight_norms(model) -> list[float]:

@@ -82,13 +82,14 @@ class EulerResNet(nn.Module):
         head_pool: conv only: the head average-pools the final state to ``head_pool × head_pool``
             before its Linear; 1 is torchvision's global average pooling, a larger value keeps
             where things are (a narrow net needs that).
-        init: ``"kaiming"`` (He-normal for the Linear/Conv layers of the stem and the blocks,
+        init: ``"kaiming"`` (He-normal, fan-in, for the Linear/Conv layers of the stem and blocks,
             BN γ = 1, β = 0, head left at PyTorch's default: torchvision's ResNet recipe) or
             ``"default"`` (PyTorch's own initialisation everywhere).
 
     The stem is a Linear (MLP) or 3×3 conv → [BN] → ReLU → avg-pool (conv). For the MLP block it is
     the identity when ``width == in_dim``, so the states of 2-D points stay 2-D and can be plotted.
-    The head is a Linear on the final state (after global average pooling for the conv block).
+    The head is a Linear on the final state (for the conv block after average pooling it to
+    ``head_pool × head_pool``).
 
     Attributes:
         blocks: ``nn.ModuleList`` of the D residual branches (the same module D times when

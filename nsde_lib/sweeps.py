@@ -76,9 +76,10 @@ def summarize(records: list[dict], x: str, group: str, *, chance: float,
         value: the record key to summarise.
 
     Returns:
-        ``{group_value: {"x", "median", "lo", "hi", "n", "n_diverged", "diverged_x"}}``, lists
-        ordered by x; ``lo``/``hi`` are the min and max over seeds; ``diverged_x`` repeats an x
-        once per diverged run there.
+        ``{group_value: {"x", "median", "lo", "hi", "n", "n_diverged", "diverged_x", "values"}}``,
+        lists ordered by x; ``lo``/``hi`` are the min and max over seeds; ``diverged_x`` repeats
+        an x once per diverged run there; ``values`` holds, per x, the scores of the runs that
+        did not diverge (so a figure can show every seed, not only the median).
     """
     if not 0 <= chance <= 1:
         raise ValueError(f"chance must be in [0, 1], got {chance!r}")
@@ -87,7 +88,7 @@ def summarize(records: list[dict], x: str, group: str, *, chance: float,
         mine = [r for r in records if r[group] == g]
         xs = sorted({r[x] for r in mine})
         curve = {"x": xs, "median": [], "lo": [], "hi": [], "n": [], "n_diverged": [],
-                 "diverged_x": []}
+                 "diverged_x": [], "values": []}
         for xv in xs:
             at = [r for r in mine if r[x] == xv]
             vals = [chance if (r["diverged"] or not math.isfinite(r[value])) else r[value]
@@ -99,5 +100,6 @@ def summarize(records: list[dict], x: str, group: str, *, chance: float,
             curve["n"].append(len(at))
             curve["n_diverged"].append(n_div)
             curve["diverged_x"].extend([xv] * n_div)
+            curve["values"].append([v for r, v in zip(at, vals) if not r["diverged"]])
         out[g] = curve
     return out

@@ -147,6 +147,7 @@ def test_prop2_bound_holds_and_small_h_keeps_the_gap_small(h):
     model = EulerResNet(2, 2, depth=20, width=2, hidden=16, h=h, bn=False, act="tanh")
     out = nl.perturbation_growth(model, torch.randn(64, 2), 0.05)
     assert (out["gap"] <= out["bound"] * (1 + 1e-12)).all()
+    assert (out["ratio"] <= out["bound_ratio"] * (1 + 1e-12)).all()
     if h == 0.1:
         assert float(out["ratio"][-1]) < 3.0
 
@@ -175,3 +176,12 @@ def test_weight_norm_recorder_sees_every_iteration_before_its_step():
     assert len(rec.norms) == len(history.grad_norms) == 2 * 4
     assert rec.norms[0] == pytest.approx(start, rel=1e-6)
     assert rec.norms[-1] != pytest.approx(start, rel=1e-6)
+
+
+def test_prop2_bound_is_eq_12_and_checks_its_arguments():
+    assert nl.prop2_bound(0.1, 0.1, 32, 1.0) == pytest.approx(3.3)
+    assert nl.prop2_bound(0.2, 1.0, 0, 5.0) == 0.2
+    for args, name in (((0.1, 0.0, 3, 1.0), "h"), ((-0.1, 0.1, 3, 1.0), "eps"),
+                       ((0.1, 0.1, -1, 1.0), "depth"), ((0.1, 0.1, 3, -1.0), "W")):
+        with pytest.raises(ValueError, match=name):
+            nl.prop2_bound(*args)

@@ -57,6 +57,7 @@ def test_summarize_counts_diverged_runs_at_chance():
     assert red["median"] == pytest.approx([0.85, 0.1]) and red["lo"] == pytest.approx([0.8, 0.1])
     assert red["hi"] == pytest.approx([0.9, 0.6]) and red["diverged_x"] == [8, 8]
     assert blue["median"] == pytest.approx([0.94, 0.96]) and blue["n_diverged"] == [0, 0]
+    assert red["values"] == [pytest.approx([0.9, 0.8, 0.85]), pytest.approx([0.6])]
 
 
 def test_band_figure_marks_each_diverged_run():
@@ -68,6 +69,8 @@ def test_band_figure_marks_each_diverged_run():
     assert len(crosses) == 1 and list(crosses[0].x) == [8, 8]
     assert list(crosses[0].y) == [0.1, 0.1]
     assert {t.name for t in fig.data if t.mode == "lines+markers"} == {"h = 1.0", "h = 0.1"}
+    dots = [t for t in fig.data if t.name == "h = 1.0: one run"]
+    assert len(dots) == 1 and list(dots[0].x) == [2, 2, 2, 8]
 
 
 def test_bad_sweeps_raise():

@@ -149,3 +149,18 @@ def test_bad_arguments_raise_value_errors(moons, kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         nl.fit(nn.Linear(2, 2), train, **args)
+
+
+def test_max_loss_turns_an_exploding_but_finite_run_into_a_diverged_one(moons):
+    """Huge steps on logistic regression: the loss grows large but never NaN."""
+    train, test = moons
+    runs = {}
+    for max_loss in (None, 100.0):
+        torch.manual_seed(0)
+        runs[max_loss] = nl.fit(nn.Linear(2, 2), train, test, epochs=3, lr=1e4, batch_size=64,
+                                device="cpu", progress=False, max_loss=max_loss)
+    free, capped = runs[None], runs[100.0]
+    assert not free.diverged and max(free.column("loss")) > 100.0   # finite, and enormous
+    assert capped.diverged and capped.diverged_epoch == 1
+    with pytest.raises(ValueError, match="max_loss"):
+        nl.fit(nn.Linear(2, 2), train, epochs=1, device="cpu", progress=False, max_loss=0.0)
