@@ -4,8 +4,9 @@ The numerical core is :func:`sdeint`, a fixed-step solver for drift + diffusion 
 SDEs on states of any shape; :class:`NeuralSDE` and :func:`make_sde` build the models of
 paper 000 from a drift network and a noise preset.
 """
-from .jumps import (JumpDropout, PoissonJump, StochasticDepth, counting_paths, dropout_block,
-                    jump_rewrite_block, poisson_events)
+from .jumps import (JumpDropout, PoissonJump, StochasticDepth, compound_poisson_moments,
+                    counting_paths, dropout_block, dropout_block_moments, jump_rewrite_block,
+                    poisson_events)
 from .noise import DIFFUSIONS, Additive, GaussianDropout, Multiplicative, make_diffusion
 from .runtime import device_report, is_quick, pick_device, seed_everything
 from .sde import NOISES, NeuralSDE, make_sde
@@ -24,6 +25,6 @@ __all__ = [
     "NeuralSDE", "make_sde", "NOISES",
     "Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
     "PoissonJump", "JumpDropout", "StochasticDepth", "dropout_block", "jump_rewrite_block",
-    "poisson_events", "counting_paths",
+    "poisson_events", "counting_paths", "compound_poisson_moments", "dropout_block_moments",
     "pick_device", "device_report", "is_quick", "seed_everything",
 ]
