@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .solver import METHODS, sdeint
 
@@ -60,7 +61,7 @@ def _dyadic_counts(dts, T):
 
 def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0: float = 1.0,
                T: float = 1.0, n_paths: int = 10000, chunk_size: int = 25000,
-               generator: torch.Generator | None = None) -> dict:
+               generator: torch.Generator | None = None, progress: bool = False) -> dict:
     """Strong and weak errors at time T of each method, for each step ``dt``.
 
     * strong error: E|X^dt_T − x_T| (same Brownian path), order 0.5 for Euler–Maruyama and
@@ -76,6 +77,7 @@ def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0:
         n_paths: Monte-Carlo paths.
         chunk_size: paths simulated at once (memory: 8·chunk_size·T/min(dts) bytes).
         generator: seeds the Brownian increments.
+        progress: show a tqdm bar over (chunk, method) runs.
 
     Returns:
         ``{"dt": array, method: {"strong": array, "weak": array, "weak_se": array}}``;
@@ -93,7 +95,10 @@ def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0:
     sde = GBM(mu, sigma)
     # sums over chunks of paths: E|d|, E[d], E[d²] per method and dt, d = X^dt_T − x_T
     sums = {m: np.zeros((3, len(dts))) for m in methods}
-    for start in range(0, n_paths, chunk_size):
+    starts = range(0, n_paths, chunk_size)
+    bar = tqdm(total=len(starts) * len(methods), desc="GBM errors", disable=not progress,
+               leave=False)
+    for start in starts:
         size = min(chunk_size, n_paths - start)
         dw = torch.randn(finest, size, generator=generator, dtype=torch.float64)
         dw = dw * math.sqrt(T / finest)
@@ -105,6 +110,8 @@ def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0:
                 diff = sdeint(sde, y0, [0.0, T], dt=dt, method=method, bm=bm)[-1] - exact
                 sums[method][:, j] += [float(diff.abs().sum()), float(diff.sum()),
                                        float((diff * diff).sum())]
+            bar.update()
+    bar.close()
     out = {"dt": np.array(dts)}
     for method in methods:
         abs_mean, mean, sq_mean = sums[method] / n_paths

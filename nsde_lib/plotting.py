@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 import torch
 
 __all__ = ["to_numpy", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
-           "histogram_figure", "set_histograms", "poisson_figure", "set_poisson"]
+           "binned", "HISTNORMS", "histogram_figure", "set_histograms", "poisson_figure",
+           "set_poisson"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
           "#e377c2")
@@ -130,38 +131,80 @@ def set_bands(fig: go.Figure, ts, bands: dict, *, quantiles=(0.1, 0.9)) -> None:
 
 # --- histograms -----------------------------------------------------------------------------------
 
+HISTNORMS = ("probability density", "probability", "count")
+
+
+def binned(values, bins: dict, histnorm: str = "probability density"):
+    """Histogram of ``values`` on fixed bins, computed here (the figure then holds bar heights,
+    not every sample: a figure of 100,000 draws stays a few kilobytes).
+
+    Args:
+        values: any shape, flattened.
+        bins: ``dict(start=, end=, size=)``; values outside ``[start, end)`` are not counted
+            (they still count in the normalisation, so the shares stay shares of all draws).
+        histnorm: one of :data:`HISTNORMS`.
+
+    Returns:
+        ``(centers, heights)``, NumPy arrays.
+    """
+    if histnorm not in HISTNORMS:
+        raise ValueError(f"histnorm must be one of {HISTNORMS}, got {histnorm!r}")
+    start, end, size = float(bins["start"]), float(bins["end"]), float(bins["size"])
+    if not (size > 0 and end > start):
+        raise ValueError(f"bins need end > start and size > 0, got {bins!r}")
+    edges = start + size * np.arange(int(np.ceil((end - start) / size - 1e-9)) + 1)
+    values = to_numpy(values).ravel()
+    counts, _ = np.histogram(values, edges)
+    heights = counts.astype(float)
+    if histnorm != "count":
+        heights /= max(len(values), 1)
+    if histnorm == "probability density":
+        heights /= size
+    return (edges[:-1] + edges[1:]) / 2, heights
+
+
+def _auto_bins(samples, n_bins=40):
+    values = np.concatenate([to_numpy(v).ravel() for v in samples.values()])
+    lo, hi = float(values.min()), float(values.max())
+    size = (hi - lo) / n_bins if hi > lo else 1.0
+    return dict(start=lo, end=hi + size * 1e-6 if hi > lo else lo + 1.0, size=size)
+
+
 def histogram_figure(samples: dict, *, bins: dict | None = None,
                      histnorm: str = "probability density", curves: dict | None = None,
                      title: str = "", xaxis: str = "", yaxis: str | None = None,
                      colors=COLORS, opacity: float = 0.55, widget: bool = True) -> go.Figure:
-    """Overlaid histograms of named samples, with optional reference curves (a pdf, a pmf).
+    """Overlaid histograms of named samples on shared bins, with optional reference curves.
 
     Args:
         samples: ``{name: values}``; any shape, flattened.
-        bins: plotly ``xbins`` shared by all histograms, e.g. ``dict(start=-4, end=4, size=0.2)``
-            (same bins for every sample, so they compare bar by bar).
-        histnorm: plotly's normalisation: ``"probability density"``, ``"probability"``, ``""``.
-        curves: ``{name: (x, y)}`` drawn as lines after the histograms.
+        bins: ``dict(start=, end=, size=)`` shared by all samples (so they compare bar by bar);
+            default: 40 bins over the range of all samples. Kept in ``fig.layout.meta``.
+        histnorm: ``"probability density"``, ``"probability"`` or ``"count"``.
+        curves: ``{name: (x, y)}`` drawn as lines after the bars (a pdf, a pmf).
 
-    Traces: one histogram per sample, then one line per curve, in the given order.
+    Traces: one bar trace per sample, then one line per curve, in the given order.
     """
+    bins = dict(bins) if bins is not None else _auto_bins(samples)
     fig = (go.FigureWidget if widget else go.Figure)()
     for i, (name, values) in enumerate(samples.items()):
-        fig.add_histogram(x=to_numpy(values).ravel(), name=name, histnorm=histnorm,
-                          xbins=bins, opacity=opacity, marker_color=colors[i % len(colors)])
+        x, y = binned(values, bins, histnorm)
+        fig.add_bar(x=x, y=y, width=bins["size"], name=name, opacity=opacity,
+                    marker_color=colors[i % len(colors)])
     for name, (x, y) in (curves or {}).items():
         fig.add_scatter(x=to_numpy(x), y=to_numpy(y), mode="lines", name=name,
                         line=dict(width=2.5, color="black"))
-    _layout(fig, title, xaxis, yaxis if yaxis is not None else (histnorm or "count"))
-    fig.update_layout(barmode="overlay")
+    _layout(fig, title, xaxis, yaxis if yaxis is not None else histnorm)
+    fig.update_layout(barmode="overlay", bargap=0, meta=dict(bins=bins, histnorm=histnorm))
     return fig
 
 
 def set_histograms(fig: go.Figure, samples: dict, *, curves: dict | None = None) -> None:
     """Replace the samples (and curves) of a :func:`histogram_figure` in place, same order."""
+    meta = fig.layout.meta
     with fig.batch_update():
         for trace, values in zip(fig.data, samples.values()):
-            trace.x = to_numpy(values).ravel()
+            trace.x, trace.y = binned(values, meta["bins"], meta["histnorm"])
         start = len(samples)
         for trace, (x, y) in zip(fig.data[start:], (curves or {}).values()):
             trace.x, trace.y = to_numpy(x), to_numpy(y)

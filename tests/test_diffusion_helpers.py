@@ -9,7 +9,7 @@ import torchsde
 import nsde_lib as nl
 from nsde_lib.convergence import GBM, fit_order, gbm_errors, gbm_exact, gbm_mean_euler
 from nsde_lib.flow2d import Flow2D
-from nsde_lib.plotting import (band_figure, histogram_figure, poisson_figure, set_bands,
+from nsde_lib.plotting import (band_figure, binned, histogram_figure, poisson_figure, set_bands,
                                set_histograms, set_poisson)
 
 
@@ -143,10 +143,25 @@ def test_band_figure_draws_quantiles_and_updates_in_place():
         band_figure(ts, {"a": paths}, quantiles=(0.6, 0.9))
 
 
-def test_histogram_and_poisson_figures_update_in_place():
-    fig = histogram_figure({"x": np.zeros(3)}, curves={"pdf": ([0, 1], [1, 1])})
-    set_histograms(fig, {"x": np.ones(4)}, curves={"pdf": ([0, 1], [2, 2])})
-    assert list(fig.data[0].x) == [1, 1, 1, 1] and list(fig.data[1].y) == [2, 2]
+def test_binned_histograms_match_numpy_and_update_in_place():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=5000)
+    bins = dict(start=-4.0, end=4.0, size=0.5)
+    centers, density = binned(values, bins)
+    counts, edges = np.histogram(values, np.arange(-4.0, 4.01, 0.5))
+    np.testing.assert_allclose(centers, (edges[:-1] + edges[1:]) / 2)
+    np.testing.assert_allclose(density, counts / 5000 / 0.5)
+    assert binned(values, bins, "probability")[1].sum() == pytest.approx(counts.sum() / 5000)
+    fig = histogram_figure({"x": values}, bins=bins, curves={"pdf": ([0, 1], [1, 1])})
+    bar = fig.data[0]
+    set_histograms(fig, {"x": values + 1.0}, curves={"pdf": ([0, 1], [2, 2])})
+    assert fig.data[0] is bar and list(fig.data[1].y) == [2, 2]
+    np.testing.assert_allclose(fig.data[0].y, binned(values + 1.0, bins)[1])
+    with pytest.raises(ValueError, match="histnorm"):
+        binned(values, bins, "percent")
+
+
+def test_poisson_figure_updates_in_place():
 
     events = nl.poisson_events(2.0, 3.0, 50, generator=torch.Generator().manual_seed(4))
     fig = poisson_figure(events, 3.0, 2.0, n_show=2)
@@ -159,3 +174,21 @@ def test_histogram_and_poisson_figures_update_in_place():
     more = nl.poisson_events(5.0, 3.0, 50, generator=torch.Generator().manual_seed(4))
     set_poisson(fig, more, 3.0, 5.0, n_show=2)
     assert sorted(fig.data[2].x) == sorted(len(e) for e in more)
+
+
+def test_snapshot_saves_the_current_figure_for_export():
+    """live() updates reach the browser as messages; snapshot() puts them in the saved state."""
+    import plotly.graph_objects as go
+
+    from nsde_lib.widgets import live, slider, snapshot
+
+    fig = go.FigureWidget()
+    fig.add_scatter()
+    control = slider("a", 1.0, 0.0, 2.0, 0.5)
+    live(fig, lambda a: setattr(fig.data[0], "y", [a, a]), a=control)
+    control.value = 2.0
+    assert list(fig.data[0].y) == [2.0, 2.0]
+    saved = lambda: [list(t.get("y", [])) for t in fig._widget_data]  # noqa: E731
+    assert saved() != [[2.0, 2.0]]  # the saved state is still the figure as created
+    snapshot(fig)
+    assert saved() == [[2.0, 2.0]]
