@@ -1,12 +1,11 @@
 """ipywidgets sliders that drive plotly FigureWidgets in place."""
 from __future__ import annotations
 
-from copy import deepcopy
 from typing import Callable
 
 import ipywidgets as widgets
 
-__all__ = ["slider", "live", "snapshot"]
+__all__ = ["slider", "live"]
 
 
 def slider(description: str, value: float, low: float, high: float, step: float,
@@ -37,16 +36,3 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> w
         control.observe(on_change, names="value")
     on_change()
     return widgets.VBox([widgets.HBox(list(controls.values())), fig])
-
-
-def snapshot(fig) -> None:
-    """Save a ``go.FigureWidget``'s current data and layout in its widget state.
-
-    A FigureWidget keeps in its saved state the figure as it was when created (or last
-    displayed on its own); updates made later by a slider reach the browser as messages only.
-    An executed notebook exported to HTML (``make course``) draws that saved state, so a figure
-    created empty and filled by :func:`live` would come out blank. Call this after the last
-    update you want exported. The live front end ignores this state: nothing is redrawn.
-    """
-    fig._widget_data = deepcopy(fig._data)
-    fig._widget_layout = deepcopy(fig._layout_obj._props)

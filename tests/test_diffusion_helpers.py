@@ -175,20 +175,3 @@ def test_poisson_figure_updates_in_place():
     set_poisson(fig, more, 3.0, 5.0, n_show=2)
     assert sorted(fig.data[2].x) == sorted(len(e) for e in more)
 
-
-def test_snapshot_saves_the_current_figure_for_export():
-    """live() updates reach the browser as messages; snapshot() puts them in the saved state."""
-    import plotly.graph_objects as go
-
-    from nsde_lib.widgets import live, slider, snapshot
-
-    fig = go.FigureWidget()
-    fig.add_scatter()
-    control = slider("a", 1.0, 0.0, 2.0, 0.5)
-    live(fig, lambda a: setattr(fig.data[0], "y", [a, a]), a=control)
-    control.value = 2.0
-    assert list(fig.data[0].y) == [2.0, 2.0]
-    saved = lambda: [list(t.get("y", [])) for t in fig._widget_data]  # noqa: E731
-    assert saved() != [[2.0, 2.0]]  # the saved state is still the figure as created
-    snapshot(fig)
-    assert saved() == [[2.0, 2.0]]
