@@ -94,12 +94,13 @@ def _wait_until_up(server: LabServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     request = urllib.request.Request(server.url("api/status", with_token=False),
                                      headers={"Authorization": f"token {server.token}"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"JupyterLab exited with code {server.process.returncode}:\n"
                                f"{server.log()[-3000:]}")
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with direct.open(request, timeout=5) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -108,8 +109,19 @@ def _wait_until_up(server: LabServer, timeout: float) -> None:
     raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{server.log()[-3000:]}")
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this child when its parent dies (a killed test run leaves no server)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """Stop a server started in its own session: SIGTERM (it shuts its kernels down), then SIGKILL."""
+    """Stop a server started in its own session: SIGTERM (it shuts its kernels down), then
+    SIGKILL for the whole process group."""
     if process.poll() is not None:
         return
     try:
@@ -167,10 +179,12 @@ def running_lab(notebook_dir: Path, *, env: dict[str, str] | None = None,
             f"--LabApp.user_settings_dir={profile / 'settings'}",
             f"--LabApp.workspaces_dir={profile / 'workspaces'}"]
         log_path = profile / "server.log"
+        on_linux = sys.platform == "linux"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, env=server_env, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)  # its own group: stop() kills all
+                                       start_new_session=True,  # its own group: stop() kills all
+                                       preexec_fn=_die_with_parent if on_linux else None)
         server = LabServer(port, token, process, log_path)
         try:
             _wait_until_up(server, startup_timeout)

@@ -1,4 +1,4 @@
-"""The live course in a real browser: JupyterLab + Chromium, a person's slider move, a figure that moves.
+"""The live course in a real browser: JupyterLab, Chromium, a slider moved, a figure redrawn.
 
 nbval proves that the notebooks run; this proves that a reader sees the figure change. One
 JupyterLab (loopback, random token, quick mode, fresh profile) serves the tests of this module;
@@ -57,7 +57,8 @@ RUN_ALL_JS = f"""async (ms) => {{
         if (cell.model.executionCount === null && cell.model.sharedModel.getSource().trim())
             unrun.push(i);
         for (const out of cell.model.outputs.toJSON())
-            if (out.output_type === 'error') errors.push('cell ' + i + ': ' + out.ename + ': ' + out.evalue);
+            if (out.output_type === 'error')
+                errors.push('cell ' + i + ': ' + out.ename + ': ' + out.evalue);
     }});
     return {{errors, unrun, kernel: panel.sessionContext.session.kernel.status}};
 }}"""
@@ -105,7 +106,7 @@ def _status(url: str, headers: dict | None = None) -> int:
         def redirect_request(self, *args, **kwargs):
             return None
 
-    opener = urllib.request.build_opener(NoRedirect)
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))
     try:
         with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
             return r.status
@@ -157,7 +158,7 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
     context.set_default_timeout(60_000)
     page = context.new_page()
     console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("console", lambda m: m.type == "error" and console.append(f"error: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     before_png = after_png = None
     started = time.perf_counter()
@@ -217,7 +218,7 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
         except Exception:
             pass
         context.close()
-        assert path.read_bytes() == stored, f"the browser session changed {path.name} on disk"
+    assert path.read_bytes() == stored, f"the browser session changed {path.name} on disk"
 
 
 def _settled_trace(page, timeout: float = 30.0) -> str:
