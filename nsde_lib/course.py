@@ -33,6 +33,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY_JS = "plotly.min.js"
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 INDEX = "index.html"
 RECORDS = "course.json"
 # Run after a notebook's last cell so the stored widget state holds each figure's last data.
@@ -171,9 +172,13 @@ def export_html(nb, out: Path) -> None:
     nb = copy.deepcopy(nb)
     embed_figures(nb)
     nb.metadata.pop("widgets", None)  # drawn statically above; no CDN widget manager
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
-    # plotly.js first: plotly.js 2 (plotly.py 5) loaded after the template's require.js
-    # registers as an AMD module instead of setting window.Plotly, and no figure draws
+    exporter = nbconvert.HTMLExporter(mathjax_url=MATHJAX_URL)
+    body, _ = exporter.from_notebook_node(nb)
+    # The template asks a CDN for require.js, which only an embedded widget manager needs;
+    # our widgets are drawn statically, and offline the request would only fail.
+    body = re.sub(r'<script[^>]*src="https?://[^"]*require[^"]*"[^>]*>\s*</script>\s*', "", body)
+    # plotly.js first all the same: plotly.js 2 (plotly.py 5) loaded after an AMD loader
+    # registers as a module instead of setting window.Plotly, and no figure draws
     script = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>'
     head = re.search(r"<head[^>]*>\s*(<meta charset[^>]*>)?", body)
     body = body[:head.end()] + f"\n{script}\n" + body[head.end():]
@@ -183,6 +188,23 @@ def export_html(nb, out: Path) -> None:
 
 
 _NAV_STYLE = ("max-width:1100px;margin:0.5em auto 0;padding:0 1em;font:14px system-ui,sans-serif")
+
+
+def ship_mathjax(folder: Path) -> Path | None:
+    """Copy MathJax 2 (from the jupyter-server-mathjax package) beside the pages, once.
+
+    The pages then typeset their equations offline. Returns the copy, or ``None`` when the
+    package is missing (the equations then show as TeX source).
+    """
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    src = Path(jupyter_server_mathjax.__file__).parent / "static"
+    dst = folder / MATHJAX_URL.split("/")[0]
+    if not (dst / "MathJax.js").exists():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst
 
 
 def ship_plotly_js(folder: Path) -> Path:
@@ -314,6 +336,7 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
 
     out.mkdir(parents=True, exist_ok=True)
     ship_plotly_js(out)
+    ship_mathjax(out)
     results = []
     for path in notebooks:
         nb, seconds, error = execute(path, quick=quick)

@@ -93,6 +93,8 @@ def test_pages_load_plotly_from_beside_them_never_from_a_cdn(site):
     assert f"{course.PLOTLY_JS}" in scripts
     assert not [s for s in scripts if "plot" in s.lower() and s != course.PLOTLY_JS]
     assert "cdn.plot.ly" not in page
+    assert not [s for s in scripts if "://" in s], scripts   # nothing from the network at all
+    assert course.MATHJAX_URL in scripts and (out / "mathjax" / "MathJax.js").is_file()
     # before any AMD loader (require.js), or plotly.js 2 registers as a module, not window.Plotly
     assert scripts.index(course.PLOTLY_JS) == 0
     import plotly
