@@ -260,7 +260,7 @@ def poisson_figure(events: list, T: float, rate: float, *, n_show: int = 8,
                       row=1, col=2)
     fig.add_scatter(x=k, y=pmf, mode="markers+lines", name="Poisson(λT) pmf",
                     line=dict(color="black", width=1.5), row=1, col=2)
-    fig.update_layout(template="plotly_white", height=380, margin=dict(l=60, r=20, t=60, b=40))
+    fig.update_layout(template="plotly_white", height=400, margin=dict(l=60, r=20, t=90, b=40))
     fig.update_xaxes(title_text="t", row=1, col=1)
     fig.update_xaxes(title_text="N_T", row=1, col=2)
     return fig
