@@ -156,6 +156,8 @@ def test_identical_inputs_on_a_shared_path_give_zero_perturbation(noise):
                           generator=torch.Generator().manual_seed(2))
     assert eps.shape == (11, 6, 3)
     assert torch.equal(eps, torch.zeros_like(eps))
+    eps = nl.perturbation(sde, y0, y0.clone(), torch.linspace(0, 2, 11), dt=0.05)  # global RNG
+    assert torch.equal(eps, torch.zeros_like(eps))
     # a different noise path for the second input would not give zero: the sharing matters
     a = nl.sdeint(sde, y0, [0.0, 2.0], dt=0.05, generator=torch.Generator().manual_seed(2))
     b = nl.sdeint(sde, y0, [0.0, 2.0], dt=0.05, generator=torch.Generator().manual_seed(3))
