@@ -5,9 +5,19 @@ import pytest
 import torch
 
 import nsde_lib as nl
-from nsde_lib.plotting import band_figure
+from nsde_lib.plotting import sweep_figure
 from nsde_lib.solver import euler_factor, euler_stability_limit
 from nsde_lib.train import History
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
+    each op many times slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def fake_history(acc=None, diverged_at=None):
@@ -60,10 +70,10 @@ def test_summarize_counts_diverged_runs_at_chance():
     assert red["values"] == [pytest.approx([0.9, 0.8, 0.85]), pytest.approx([0.6])]
 
 
-def test_band_figure_marks_each_diverged_run():
+def test_sweep_figure_marks_each_diverged_run():
     records = nl.sweep([{"depth": d, "h": h} for d in (2, 8) for h in (1.0, 0.1)],
                        table_run([]), seeds=range(3), progress=False)
-    fig = band_figure(nl.summarize(records, x="depth", group="h", chance=0.1),
+    fig = sweep_figure(nl.summarize(records, x="depth", group="h", chance=0.1),
                       x_title="depth", chance=0.1)
     crosses = [t for t in fig.data if t.marker is not None and t.marker.symbol == "x"]
     assert len(crosses) == 1 and list(crosses[0].x) == [8, 8]
