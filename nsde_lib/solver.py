@@ -22,7 +22,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS"]
+__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS", "euler_factor",
+           "euler_stability_limit"]
 
 METHODS = ("euler", "milstein")
 
@@ -62,8 +63,9 @@ def time_grid(ts: Sequence[float] | torch.Tensor, dt: float) -> tuple[list[float
     Returns:
         ``(grid, index)``: ``grid`` holds the ``n_steps + 1`` times the solver visits, with
         ``grid[index[i]] == ts[i]``. Each interval of ``ts`` is split into
-        ``ceil(length / dt)`` equal steps (a relative slack of 1e-9 keeps on-grid ``ts`` at
-        exactly ``dt``).
+        ``ceil(length / dt)`` equal steps; a slack of a few float32 ulps of the largest time
+        (at most 1 % of ``dt``) keeps ``ts`` that lie on the ``dt`` grid, even as float32, at
+        one step each.
 
     Raises:
         ValueError: ``dt <= 0`` or ``ts`` not strictly increasing.
@@ -71,9 +73,12 @@ def time_grid(ts: Sequence[float] | torch.Tensor, dt: float) -> tuple[list[float
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
     ts = _as_times(ts)
+    # ts often come as float32 (torch.linspace): a gap meant to be dt can miss it by a few
+    # float32 ulps of the largest time. Absorb that rather than add a sliver of a step.
+    slack = min(5e-7 * max(1.0, max(abs(t) for t in ts)), 1e-2 * dt)
     grid, index = [ts[0]], [0]
     for a, b in zip(ts, ts[1:]):
-        n = max(1, math.ceil((b - a) / dt - 1e-9))
+        n = max(1, math.ceil((b - a - slack) / dt))
         step = (b - a) / n
         grid.extend(a + step * k for k in range(1, n))
         grid.append(b)
@@ -103,8 +108,12 @@ def _milstein_correction(sde, t, y, g, dw, step):
 
     The vector-Jacobian product (∂g/∂y)ᵀ·g equals g_i·∂g_i/∂y_i exactly when the noise is
     diagonal: one backward pass instead of a full Jacobian. Without a graph through y (no-grad
-    simulation) g is evaluated once more on a leaf copy of y.
+    simulation) g is evaluated once more on a leaf copy of y. An SDE whose ``g_dg(t, y)``
+    returns the product in closed form skips autograd altogether.
     """
+    closed_form = sde.g_dg(t, y) if hasattr(sde, "g_dg") else None
+    if closed_form is not None:
+        return 0.5 * closed_form * (dw * dw - step)
     create = torch.is_grad_enabled() and y.requires_grad
     with torch.enable_grad():
         if create:
@@ -124,8 +133,10 @@ def _milstein_correction(sde, t, y, g, dw, step):
 def _brownian(n_steps, steps, y0, generator):
     """Brownian increments, shape (n_steps, *y0.shape), drawn in one call."""
     z = torch.randn((n_steps, *y0.shape), generator=generator, dtype=y0.dtype, device=y0.device)
+    if max(steps) - min(steps) <= 1e-12 * max(steps):  # one step size: scale by a number
+        return z.mul_(math.sqrt(steps[0]))
     scale = torch.as_tensor(steps, dtype=y0.dtype, device=y0.device).sqrt()
-    return z * scale.view(-1, *([1] * y0.dim()))
+    return z.mul_(scale.view(-1, *([1] * y0.dim())))
 
 
 def _check_bm(bm, n_steps, y0):
@@ -217,20 +228,46 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
                 _check_shape("diffusion g(t, y)", g, y.shape)
             if jump is not None:
                 _check_shape("jump size j(t, y)", jump, y.shape)
-        y_next = y + f * step
+        y_next = torch.add(y, f, alpha=step)  # fused: one pass over the state per term
         if g is not None:
             if dw is None:
                 dw = _brownian(n_steps, steps, y0, generator)
-            y_next = y_next + g * dw[k]
+            y_next = torch.addcmul(y_next, g, dw[k])
             if method == "milstein":
                 y_next = y_next + _milstein_correction(sde, t, y, g, dw[k], step)
         if jump is not None and jump_counts is not None and jump_counts[k] > 0:
             y_next = y_next + jump * jump_sums[k]
         y = y_next
-        finite[k] = torch.isfinite(y).all()
+        # The sum is non-finite iff an element is (or the sum overflows: a diverged state
+        # anyway); one reduction instead of a boolean copy of the state.
+        finite[k] = torch.isfinite(y.detach().sum())
         if k + 1 in out_at:
             outputs.append(y)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0])
         raise DivergenceError(grid[bad + 1], bad + 1)
     return torch.stack(outputs)
+
+
+def euler_factor(lam: complex, dt: float) -> complex:
+    """1 + λ·dt: explicit Euler on ẋ = λx multiplies the state by this each step.
+
+    The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
+    Fig. 1, with dt = h).
+    """
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    return 1 + lam * dt
+
+
+def euler_stability_limit(lam: complex) -> float:
+    """The largest step for which explicit Euler on ẋ = λx decays: |1 + λ·dt| < 1 iff
+    dt < −2·Re(λ)/|λ|² (2/|λ| for real λ < 0).
+
+    Raises:
+        ValueError: Re(λ) >= 0: the equation itself does not decay, no step makes Euler decay.
+    """
+    lam = complex(lam)
+    if not lam.real < 0:
+        raise ValueError(f"lam must have a negative real part (a decaying equation), got {lam!r}")
+    return -2 * lam.real / abs(lam) ** 2
