@@ -329,6 +329,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
                       template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
     if log_x:
         fig.update_xaxes(type="log")
+    return fig
 
 
 def curves_figure(curves: dict, *, x_title: str = "epoch", y_title: str = "",
