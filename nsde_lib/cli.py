@@ -46,7 +46,7 @@ _HELP = {
     "p": "drop probability in [0, 1) (dropout, jump-dropout)",
     "rate": "jump intensity λ >= 0 (jump-dropout)", "channels": "width of the SDE state",
     "steps": "solver steps on [0, T]", "T": "integration horizon", "method": "euler or milstein",
-    "spectral_norm": "spectral normalisation of the drift convs (true/false)",
+    "spectral_norm": "spectral normalisation of the drift convs (flag, or true/false)",
     "epochs": "epochs >= 1", "batch_size": "images per step", "optimizer": "sgd or adam",
     "lr": "learning rate", "momentum": "SGD momentum", "weight_decay": "L2 penalty",
     "schedule": "constant, step (÷10 at 50%% and 75%%) or cosine",
@@ -54,7 +54,7 @@ _HELP = {
     "seed": "seed of shuffling, noise and augmentation",
     "n": "keep only the first n images (quick runs)", "device": f"one of {DEVICES}",
     "amp": f"one of {AMP_MODES} (bf16 autocast; auto = on CUDA)",
-    "compile": "torch.compile the model (true/false)",
+    "compile": "torch.compile the model (flag, or true/false)",
 }
 
 
@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     for f in fields(RunConfig):
         kind = {"int | None": _optional_int, "bool": _bool}.get(f.type, _TYPES.get(f.type, str))
         # default None: on --resume an option not given is taken from the run's config
+        flag = {"nargs": "?", "const": True} if f.type == "bool" else {}  # --compile = true
         train.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
-                           default=None, metavar=f.name.upper(),
+                           default=None, metavar=f.name.upper(), **flag,
                            help=f"{_HELP.get(f.name, '')} (default {getattr(defaults, f.name)})")
     ev = sub.add_parser("eval", help="test accuracy without / with test-time noise")
     ev.add_argument("--run", required=True, help="run folder")

@@ -194,3 +194,13 @@ def test_the_bf16_path_trains_too(tmp_path):
     assert 0 < record["loss"] < 10 and 0 <= record["test_acc"] <= 1
     _, model, _ = load_run(run, "cpu")
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+
+
+def test_boolean_options_work_as_flags(tmp_path):
+    run = tmp_path / "sn"
+    assert train(run, "--epochs", "1", "--spectral-norm") == 0
+    assert json.loads((run / "config.json").read_text())["spectral_norm"] is True
+    keys = load_checkpoint(run / "checkpoint.pt")["model"]
+    assert any("parametrizations.weight.original" in k for k in keys)
+    _, model, _ = load_run(run, "cpu")  # and it loads back into a spectral-norm model
+    assert torch.nn.utils.parametrize.is_parametrized(model.drift.convs[0], "weight")
