@@ -184,9 +184,9 @@ class SDEClassifier(nn.Module):
         if h0.dim() == 4 and not h0.is_contiguous() \
                 and h0.is_contiguous(memory_format=torch.channels_last):
             B, C, H, W = h0.shape
-            z = torch.randn(self.steps, B, H, W, C, generator=generator, device=h0.device,
-                            dtype=h0.dtype).permute(0, 1, 4, 2, 3)
-            return z * math.sqrt(self.dt)
+            dw = torch.normal(0.0, math.sqrt(self.dt), (self.steps, B, H, W, C),
+                              generator=generator, device=h0.device, dtype=h0.dtype)
+            return dw.permute(0, 1, 4, 2, 3)  # scaled as drawn: one pass over the noise
         return None  # sdeint draws them (contiguous layout)
 
     def _integrate(self, h0, ts, noise, bm, generator):
