@@ -1,7 +1,6 @@
 """The CIFAR-10-C corruptions against independent implementations (Pillow, SciPy, colorsys,
-torchvision's JPEG codec),
-their statistics, and the properties a benchmark needs: shapes, ranges, determinism, and damage
-that grows with the severity."""
+torchvision's JPEG codec), their statistics, and what a benchmark needs: shapes, ranges,
+determinism, and damage that grows with the severity."""
 import colorsys
 import warnings
 
