@@ -9,16 +9,26 @@ from .jumps import (JumpDropout, PoissonJump, StochasticDepth, counting_paths, d
 from .noise import DIFFUSIONS, Additive, GaussianDropout, Multiplicative, make_diffusion
 from .runtime import device_report, is_quick, pick_device, seed_everything
 from .sde import NOISES, NeuralSDE, make_sde
-from .brownian import TabulatedBrownian
+from .brownian import TabulatedBrownian, brownian_increments
+from .classifier import SDEClassifier, ensemble_predict
+from .data import load, mnist5k, moons
 from .solver import METHODS, DivergenceError, sdeint, time_grid
+from .stability import (LyapunovEstimate, gbm_lyapunov, gbm_moment_exponent, lipschitz_bound,
+                        local_lipschitz, lyapunov_exponent, perturbation, spectral_norms)
+from .train import History, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "sdeint", "time_grid", "DivergenceError", "METHODS", "TabulatedBrownian",
+    "brownian_increments",
+    "lyapunov_exponent", "LyapunovEstimate", "perturbation", "lipschitz_bound",
+    "spectral_norms", "local_lipschitz", "gbm_lyapunov", "gbm_moment_exponent",
     "NeuralSDE", "make_sde", "NOISES",
     "Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
     "PoissonJump", "JumpDropout", "StochasticDepth", "dropout_block", "jump_rewrite_block",
     "poisson_events", "counting_paths",
     "pick_device", "device_report", "is_quick", "seed_everything",
+    "SDEClassifier", "ensemble_predict",
+    "moons", "mnist5k", "load", "fit", "evaluate", "History",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torchsde
 
-__all__ = ["TabulatedBrownian"]
+__all__ = ["TabulatedBrownian", "brownian_increments"]
 
 
 class TabulatedBrownian(torchsde.BaseBrownian):
@@ -55,3 +55,30 @@ class TabulatedBrownian(torchsde.BaseBrownian):
     @property
     def levy_area_approximation(self):
         return "none"
+
+
+def brownian_increments(grid, shape, *, scalar: bool = False,
+                        generator: torch.Generator | None = None, dtype=torch.float64,
+                        device=None) -> torch.Tensor:
+    """Brownian increments ΔW ~ N(0, Δt) on the steps of ``grid``, for ``sdeint(bm=...)``.
+
+    Args:
+        grid: the ``n_steps + 1`` step times (:func:`nsde_lib.time_grid`).
+        shape: the state's shape ``(B, *state)``.
+        scalar: one Brownian motion per *sample*, shared by all its components (m = 1, the
+            setting of paper 000's Corollary 4.0.1) instead of one per component (diagonal
+            noise, what the solver draws by default).
+        generator: seeds the draw.
+
+    Returns:
+        ``(n_steps, *shape)``; with ``scalar`` the values repeat along the state dimensions.
+    """
+    steps = torch.as_tensor(grid, dtype=torch.float64).diff()
+    if len(steps) < 1 or (steps <= 0).any():
+        raise ValueError("grid must hold at least 2 strictly increasing times")
+    shape = tuple(int(s) for s in shape)
+    draw = (shape[0], *([1] * (len(shape) - 1))) if scalar and len(shape) > 1 else shape
+    z = torch.randn((len(steps), *draw), generator=generator, dtype=dtype)
+    dw = z * steps.sqrt().to(dtype).view(-1, *([1] * len(draw)))
+    dw = dw.expand(len(steps), *shape).contiguous()
+    return dw if device is None else dw.to(device)

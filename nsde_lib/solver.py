@@ -124,8 +124,10 @@ def _milstein_correction(sde, t, y, g, dw, step):
 def _brownian(n_steps, steps, y0, generator):
     """Brownian increments, shape (n_steps, *y0.shape), drawn in one call."""
     z = torch.randn((n_steps, *y0.shape), generator=generator, dtype=y0.dtype, device=y0.device)
+    if max(steps) - min(steps) <= 1e-12 * max(steps):  # one step size: scale by a number
+        return z.mul_(math.sqrt(steps[0]))
     scale = torch.as_tensor(steps, dtype=y0.dtype, device=y0.device).sqrt()
-    return z * scale.view(-1, *([1] * y0.dim()))
+    return z.mul_(scale.view(-1, *([1] * y0.dim())))
 
 
 def _check_bm(bm, n_steps, y0):
@@ -217,17 +219,19 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
                 _check_shape("diffusion g(t, y)", g, y.shape)
             if jump is not None:
                 _check_shape("jump size j(t, y)", jump, y.shape)
-        y_next = y + f * step
+        y_next = torch.add(y, f, alpha=step)  # fused: one pass over the state per term
         if g is not None:
             if dw is None:
                 dw = _brownian(n_steps, steps, y0, generator)
-            y_next = y_next + g * dw[k]
+            y_next = torch.addcmul(y_next, g, dw[k])
             if method == "milstein":
                 y_next = y_next + _milstein_correction(sde, t, y, g, dw[k], step)
         if jump is not None and jump_counts is not None and jump_counts[k] > 0:
             y_next = y_next + jump * jump_sums[k]
         y = y_next
-        finite[k] = torch.isfinite(y).all()
+        # The sum is non-finite iff an element is (or the sum overflows: a diverged state
+        # anyway); one reduction instead of a boolean copy of the state.
+        finite[k] = torch.isfinite(y.detach().sum())
         if k + 1 in out_at:
             outputs.append(y)
     if not bool(finite.all()):
