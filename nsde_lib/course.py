@@ -2,6 +2,7 @@
 
 ``python -m nsde_lib.course`` executes ``notebooks/NN_*.ipynb`` in order, writes the executed
 copies and their HTML to ``build/`` and prints one line per notebook (name, seconds, status).
+``build/index.html`` lists the chapters with their run time and status and links every page.
 
 Figures survive the export: plotly's JSON outputs and the final state of every plotly
 ``FigureWidget`` become plotly divs drawn by one ``plotly.min.js`` shipped beside the pages
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -30,6 +33,17 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY_JS = "plotly.min.js"
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+INDEX = "index.html"
+RECORDS = "course.json"
+# Run after a notebook's last cell so the stored widget state holds each figure's last data.
+SYNC_FIGURES = """\
+try:
+    from nsde_lib.widgets import sync_figure_state as _nsde_sync
+    _nsde_sync()
+    del _nsde_sync
+except ImportError:
+    pass"""
 
 
 @dataclass
@@ -49,12 +63,15 @@ def execute(path: Path, *, quick: bool = False, timeout: int = 1800):
     """Run a notebook top to bottom on a fresh python3 kernel; returns ``(nb, seconds, error)``.
 
     The kernel starts in the notebook's folder, with ``NSDE_QUICK`` set when ``quick``. The
-    widget state is stored so the export can draw each slider's last figure.
+    widget state is stored so the export can draw each slider's last figure: after the last
+    cell, one extra cell (not kept in ``nb``) syncs every FigureWidget's state to its figure.
     """
     import nbclient
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    n_cells = len(nb.cells)
+    nb.cells.append(nbformat.v4.new_code_cell(SYNC_FIGURES))   # taken out again below
     env_quick = os.environ.get("NSDE_QUICK")
     os.environ["NSDE_QUICK"] = "1" if quick else ""
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=timeout,
@@ -66,6 +83,7 @@ def execute(path: Path, *, quick: bool = False, timeout: int = 1800):
     except Exception as err:  # a failing chapter is reported, the others still run
         error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
     finally:
+        del nb.cells[n_cells:]
         if env_quick is None:
             os.environ.pop("NSDE_QUICK", None)
         else:
@@ -154,10 +172,39 @@ def export_html(nb, out: Path) -> None:
     nb = copy.deepcopy(nb)
     embed_figures(nb)
     nb.metadata.pop("widgets", None)  # drawn statically above; no CDN widget manager
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    exporter = nbconvert.HTMLExporter(mathjax_url=MATHJAX_URL)
+    body, _ = exporter.from_notebook_node(nb)
+    # The template asks a CDN for require.js, which only an embedded widget manager needs;
+    # our widgets are drawn statically, and offline the request would only fail.
+    body = re.sub(r'<script[^>]*src="https?://[^"]*require[^"]*"[^>]*>\s*</script>\s*', "", body)
+    # plotly.js first all the same: plotly.js 2 (plotly.py 5) loaded after an AMD loader
+    # registers as a module instead of setting window.Plotly, and no figure draws
     script = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>'
-    body = body.replace("</head>", f"{script}\n</head>", 1)
+    head = re.search(r"<head[^>]*>\s*(<meta charset[^>]*>)?", body)
+    body = body[:head.end()] + f"\n{script}\n" + body[head.end():]
+    nav = (f'<nav style="{_NAV_STYLE}"><a href="{INDEX}">&larr; all chapters</a></nav>')
+    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
     out.write_text(body, encoding="utf-8")
+
+
+_NAV_STYLE = ("max-width:1100px;margin:0.5em auto 0;padding:0 1em;font:14px system-ui,sans-serif")
+
+
+def ship_mathjax(folder: Path) -> Path | None:
+    """Copy MathJax 2 (from the jupyter-server-mathjax package) beside the pages, once.
+
+    The pages then typeset their equations offline. Returns the copy, or ``None`` when the
+    package is missing (the equations then show as TeX source).
+    """
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    src = Path(jupyter_server_mathjax.__file__).parent / "static"
+    dst = folder / MATHJAX_URL.split("/")[0]
+    if not (dst / "MathJax.js").exists():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst
 
 
 def ship_plotly_js(folder: Path) -> Path:
@@ -169,6 +216,96 @@ def ship_plotly_js(folder: Path) -> Path:
     if not dst.exists() or dst.stat().st_size != src.stat().st_size:
         shutil.copyfile(src, dst)
     return dst
+
+
+# --- the site's front page ----------------------------------------------------------------------
+
+def chapter_title(path: Path) -> str:
+    """The notebook's first markdown heading, else its file name."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return path.stem
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def write_index(out: Path, results: list[Result], *, chapters: list[Path], quick: bool) -> Path:
+    """Write ``out/index.html``: every chapter, its run time and status, linked to its page.
+
+    Results accumulate in ``out/course.json``, so a partial build (``--only``) keeps the
+    other chapters' last results; a chapter not built yet is listed as such.
+    """
+    records_path = out / RECORDS
+    try:
+        records = json.loads(records_path.read_text())
+    except (OSError, ValueError):
+        records = {}
+    built = time.strftime("%Y-%m-%d %H:%M")
+    for r in results:
+        records[r.name] = {"seconds": round(r.seconds, 1), "ok": r.ok, "error": r.error,
+                           "quick": quick, "built": built}
+    records = {k: v for k, v in records.items() if (out / f"{k}.html").exists()}
+    records_path.write_text(json.dumps(records, indent=1, sort_keys=True))
+
+    titles = {p.stem: chapter_title(p) for p in chapters}
+    rows = []
+    for name in sorted(set(titles) | set(records)):
+        title = html.escape(titles.get(name, name))
+        rec = records.get(name)
+        if rec is None:
+            rows.append(f"<tr><td>{title}</td><td></td><td class='todo'>not built yet</td>"
+                        f"<td></td></tr>")
+            continue
+        status = ("<span class='ok'>ok</span>" if rec["ok"] else
+                  f"<span class='failed'>failed</span> <small>{html.escape(rec['error'])}</small>")
+        mode = "quick mode" if rec["quick"] else "full run"
+        rows.append(f"<tr><td><a href='{html.escape(name)}.html'>{title}</a></td>"
+                    f"<td class='num'>{_duration(rec['seconds'])}</td><td>{status}</td>"
+                    f"<td><small>{mode}, {html.escape(rec['built'])} · "
+                    f"<a href='{html.escape(name)}.ipynb'>notebook</a></small></td></tr>")
+    page = _INDEX_PAGE.format(rows="\n".join(rows), plotly=PLOTLY_JS)
+    (out / INDEX).write_text(page, encoding="utf-8")
+    return out / INDEX
+
+
+_INDEX_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Noise, step size and robust residual networks: the course</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em;
+       color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: 0.45em 0.8em; border-bottom: 1px solid #ddd;
+          vertical-align: top; }}
+td.num {{ text-align: right; white-space: nowrap; }}
+.ok {{ color: #1a7f37; font-weight: 600; }}
+.failed {{ color: #c62828; font-weight: 600; }}
+.todo {{ color: #888; }}
+</style></head>
+<body>
+<h1>Noise, step size and robust residual networks</h1>
+<p>The course's notebooks, run top to bottom on a fresh kernel by <code>make course</code>. Every
+figure is live plotly (zoom, hover); <code>{plotly}</code> beside these pages draws them, offline
+too. A slider shows the figure at its last value: run <code>make lab</code> to drag it.</p>
+<table>
+<thead><tr><th>chapter</th><th>run time</th><th>status</th><th></th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
 
 
 # --- the maintainers' pin tool ------------------------------------------------------------------
@@ -199,6 +336,7 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
 
     out.mkdir(parents=True, exist_ok=True)
     ship_plotly_js(out)
+    ship_mathjax(out)
     results = []
     for path in notebooks:
         nb, seconds, error = execute(path, quick=quick)
@@ -208,6 +346,8 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
         results.append(result)
         status = "ok" if result.ok else f"FAILED  {error}"
         print(f"{path.stem:<32} {seconds:7.1f} s  {status}", flush=True)
+    chapters = course_notebooks(notebooks[0].parent) if notebooks else []
+    write_index(out, results, chapters=sorted(set(chapters) | set(notebooks)), quick=quick)
     return results
 
 
@@ -230,7 +370,8 @@ def main(argv=None) -> int:
         return 2
     results = build(notebooks, args.out, quick=args.quick)
     failed = [r.name for r in results if not r.ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} notebooks ok; HTML in {args.out}/")
+    print(f"\n{len(results) - len(failed)}/{len(results)} notebooks ok; "
+          f"open {args.out / INDEX}")
     return 1 if failed else 0
 
 

@@ -52,6 +52,13 @@ class NeuralSDE(nn.Module):
             g = self.diffusion(t, y, fy)
         return f, g, jump_size
 
+    def g_dg(self, t, y):
+        """Milstein's g·∂g/∂y in closed form when the diffusion knows it, else ``None``."""
+        closed_form = getattr(self.diffusion, "g_dg", None)
+        if not self.stochastic or closed_form is None:
+            return None
+        return closed_form(t, y)
+
     # torchsde's contract, so torchsde.sdeint can run this model as an oracle.
     def f(self, t, y):
         return self.terms(t, y)[0]

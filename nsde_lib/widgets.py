@@ -5,7 +5,7 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-__all__ = ["slider", "live"]
+__all__ = ["slider", "live", "sync_figure_state"]
 
 
 def slider(description: str, value: float, low: float, high: float, step: float,
@@ -36,3 +36,28 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> w
         control.observe(on_change, names="value")
     on_change()
     return widgets.VBox([widgets.HBox(list(controls.values())), fig])
+
+
+def sync_figure_state() -> int:
+    """Copy every live plotly ``FigureWidget``'s current figure into its synced widget state.
+
+    A FigureWidget sends later edits (``batch_update``, restyle, relayout) to the page as
+    one-off messages; its stored state keeps the figure as it was when first displayed. A saved
+    notebook or an HTML export therefore shows the first figure, not the last one. This does
+    what plotly itself does on display, for every FigureWidget in the kernel, so the state
+    saved next (e.g. by ``make course``) is the figure the reader last saw.
+
+    Returns:
+        How many figures were synced.
+    """
+    import copy
+
+    from ipywidgets.widgets import widget as widget_module
+    from plotly.basewidget import BaseFigureWidget
+
+    instances = getattr(widget_module, "_instances", None) or widgets.Widget.widgets
+    figures = [w for w in list(instances.values()) if isinstance(w, BaseFigureWidget)]
+    for fig in figures:
+        fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+        fig._widget_data = copy.deepcopy(fig._data)
+    return len(figures)

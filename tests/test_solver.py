@@ -9,7 +9,15 @@ import torchsde
 
 import nsde_lib as nl
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Numbers are compared in float64 here; restore the default for the other test files."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 class Linear:
@@ -66,6 +74,16 @@ def test_on_grid_output_times_use_steps_of_exactly_dt():
     np.testing.assert_allclose(np.diff(grid), 0.125, rtol=0, atol=1e-15)
 
 
+def test_float32_output_times_on_the_grid_take_one_step_each():
+    """torch.linspace in float32 misses the dt grid by an ulp; that must not add steps."""
+    for ts, dt in ((torch.linspace(0, 4, 201, dtype=torch.float32), 0.02),
+                   (torch.arange(0, 1001, dtype=torch.float32) * 0.1, 0.1)):
+        grid, index = nl.time_grid(ts, dt)
+        assert len(grid) == len(ts) and index == list(range(len(ts)))
+    grid, _ = nl.time_grid([0.0, 0.5], 0.1001)  # off the grid by more than rounding: 5 steps
+    assert len(grid) == 6
+
+
 def test_gradient_through_the_solver_matches_the_closed_form():
     lam = torch.tensor(-0.8, requires_grad=True)
     n, dt = 12, 0.1
@@ -99,6 +117,17 @@ def test_strong_order_on_geometric_brownian_motion(method, order):
     dts, errors = _gbm_errors(method)
     slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
     assert abs(slope - order) < 0.15, f"{method}: fitted strong order {slope:.2f}"
+
+
+def test_milstein_closed_form_equals_the_autograd_path():
+    """The multiplicative preset's g·∂g/∂y = σ²y must match what autograd finds for Linear."""
+    dw = 0.2 * torch.randn(40, 6, generator=torch.Generator().manual_seed(4))
+    y0 = torch.linspace(0.5, 2.0, 6)
+    preset = nl.make_sde(lambda t, y: 1.5 * y, "multiplicative", sigma=0.8)
+    assert preset.g_dg(0.0, y0) is not None
+    a = nl.sdeint(preset, y0, [0.0, 2.0], dt=0.05, method="milstein", bm=dw)
+    b = nl.sdeint(Linear(1.5, 0.8), y0, [0.0, 2.0], dt=0.05, method="milstein", bm=dw)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
 
 def test_milstein_is_more_accurate_than_euler_on_the_same_path():

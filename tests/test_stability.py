@@ -10,7 +10,15 @@ from torch import nn
 import nsde_lib as nl
 from nsde_lib.stability import critical_moment_order, operator_norm
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Numbers are compared in float64 here; restore the default for the other test files."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 class GBM:

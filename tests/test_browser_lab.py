@@ -1,0 +1,243 @@
+"""The live course in a real browser: JupyterLab, Chromium, a slider moved, a figure redrawn.
+
+nbval proves that the notebooks run; this proves that a reader sees the figure change. One
+JupyterLab (loopback, random token, quick mode, fresh profile) serves the tests of this module;
+for each notebook a fresh page opens it, runs all cells, presses an arrow key on the slider's
+handle and reads the plotly graph div's first trace out of the DOM before and after.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nsde_lib.lab import running_lab
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+# (notebook prefix, exact slider description, the issue that writes the notebook)
+SLIDERS = [
+    ("00", "noise σ", "the scaffold"),
+    ("01", "step factor h", "issue 3"),
+    ("03", "noise σ", "issue 4"),
+]
+RUN_ALL_TIMEOUT_S = 240   # quick mode is <= 2 min per notebook under nbval
+UPDATE_TIMEOUT_S = 30     # one slider step, computed by the kernel and redrawn by plotly.js
+
+# In the page: the notebook panel the test opened (JupyterLab exposes the app for tests).
+PANEL = "window.jupyterapp.shell.currentWidget"
+
+KERNEL_READY_JS = f"""() => {{
+    const dialog = document.querySelector('.jp-Dialog');
+    if (dialog) return 'dialog: ' + dialog.innerText.replace(/\\s+/g, ' ').slice(0, 300);
+    const panel = {PANEL};
+    const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                   && panel.sessionContext.session.kernel;
+    return kernel && kernel.status === 'idle' ? 'idle' : false;
+}}"""
+
+RUN_ALL_JS = f"""async (ms) => {{
+    const app = window.jupyterapp, panel = {PANEL};
+    const late = new Promise((_, reject) => setTimeout(
+        () => reject(new Error('run all cells took longer than ' + ms / 1000 + ' s')), ms));
+    await Promise.race([app.commands.execute('notebook:run-all-cells'), late]);
+    const errors = [], unrun = [];
+    panel.content.widgets.forEach((cell, i) => {{
+        if (cell.model.type !== 'code') return;
+        if (cell.model.executionCount === null && cell.model.sharedModel.getSource().trim())
+            unrun.push(i);
+        for (const out of cell.model.outputs.toJSON())
+            if (out.output_type === 'error')
+                errors.push('cell ' + i + ': ' + out.ename + ': ' + out.evalue);
+    }});
+    return {{errors, unrun, kernel: panel.sessionContext.session.kernel.status}};
+}}"""
+
+# The plotly graph div in the same VBox as the slider (nsde_lib.widgets.live puts them there).
+MARK_FIGURE_JS = """(slider) => {
+    const box = slider.closest('.widget-vbox');
+    const graph = box && box.querySelector('.js-plotly-plot');
+    if (!graph) return false;
+    graph.setAttribute('data-e2e-figure', '');
+    return true;
+}"""
+
+# The first trace's y values as plotly.js holds them in the page (typed arrays included).
+TRACE_JS = """() => {
+    const graph = document.querySelector('[data-e2e-figure]');
+    if (!graph || !graph.data || !graph.data.length || graph.data[0].y == null) return null;
+    if (!graph.querySelector('.main-svg')) return null;   // not drawn yet
+    return JSON.stringify(Array.from(graph.data[0].y, Number));
+}"""
+
+TRACE_CHANGED_JS = f"""(before) => {{
+    const now = ({TRACE_JS})();
+    return now !== null && now !== before;
+}}"""
+
+
+def _notebook(prefix: str) -> Path | None:
+    found = sorted(NOTEBOOKS.glob(f"{prefix}_*.ipynb"))
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """JupyterLab on loopback in quick mode; always stopped, kernels included."""
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {"NSDE_QUICK": "1", "PYTHONPATH": pythonpath}   # kernels inherit the server's env
+    with running_lab(NOTEBOOKS, env=env, expose_app=True) as server:
+        yield server
+    assert server.process.poll() is not None, "JupyterLab still running after the test"
+
+
+def _status(url: str, headers: dict | None = None) -> int:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _outward_address() -> str | None:
+    """This machine's non-loopback IPv4 address, if it has one (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))   # TEST-NET-1: routing lookup only
+            address = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_lab_refuses_requests_without_the_token(lab):
+    assert _status(lab.url("api/contents")) == 200   # the token opens it...
+    assert _status(lab.url("api/contents", with_token=False)) == 403   # ...nothing else does
+    assert _status(f"{lab.base_url}/api/contents?token=not-the-token") == 403
+    assert _status(lab.url("api/kernels", with_token=False),
+                   {"Authorization": "token wrong"}) == 403
+    login = _status(lab.url("lab", with_token=False))
+    assert login == 302, f"GET /lab without token answered {login}, not a redirect to /login"
+
+
+def test_lab_listens_on_loopback_only(lab):
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    with socket.socket() as s:
+        s.settimeout(3)
+        assert s.connect_ex((address, lab.port)) != 0, f"JupyterLab answers on {address}"
+
+
+@pytest.mark.parametrize("prefix, description, author", SLIDERS,
+                         ids=[f"{p}-{d}" for p, d, _ in SLIDERS])
+def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, prefix,
+                                                description, author):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    path = _notebook(prefix)
+    if path is None:
+        pytest.skip(f"notebooks/{prefix}_*.ipynb does not exist yet ({author} writes it)")
+    stored = path.read_bytes()
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: m.type == "error" and console.append(f"error: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    before_png = after_png = None
+    started = time.perf_counter()
+    try:
+        # a workspace of its own, reset: no tab of an earlier test (or session) reopens
+        page.goto(lab.url(f"lab/workspaces/e2e-{prefix}/tree/{path.name}?reset"))
+        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook")
+        ready = page.wait_for_function(KERNEL_READY_JS, timeout=120_000).json_value()
+        assert ready == "idle", f"JupyterLab asked instead of starting the kernel: {ready}"
+        opened_s = time.perf_counter() - started
+
+        run = page.evaluate(RUN_ALL_JS, RUN_ALL_TIMEOUT_S * 1000)
+        assert not run["errors"], f"{path.name} raised in the browser: {run['errors']}"
+        assert not run["unrun"], f"cells {run['unrun']} did not run"
+        page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
+        ran_s = time.perf_counter() - started
+
+        label = re.compile(rf"^\s*{re.escape(description)}\s*$")
+        slider = page.locator(".widget-slider").filter(
+            has=page.locator(".widget-label", has_text=label)).first
+        slider.scroll_into_view_if_needed()
+        assert slider.evaluate(MARK_FIGURE_JS), (
+            f"no plotly figure in the box of the {description!r} slider")
+        before = _settled_trace(page)
+        before_png = page.screenshot()
+
+        handle = slider.locator(".noUi-handle")
+        value = float(handle.get_attribute("aria-valuenow"))
+        key = "ArrowLeft" if value > float(handle.get_attribute("aria-valuemin")) else "ArrowRight"
+        handle.focus()
+        handle.press(key)
+        moved = _poll(lambda: float(handle.get_attribute("aria-valuenow")), lambda v: v != value)
+        assert moved != value, f"{key} on the {description!r} handle did not move it from {value}"
+        try:
+            page.wait_for_function(TRACE_CHANGED_JS, arg=before, timeout=UPDATE_TIMEOUT_S * 1000)
+        except PlaywrightTimeout:
+            raise AssertionError(
+                f"{path.name}: the slider {description!r} moved from {value} to {moved} in the "
+                f"page, but the first trace of its figure did not change within "
+                f"{UPDATE_TIMEOUT_S} s: the slider is not wired to the figure") from None
+        after = json.loads(page.evaluate(TRACE_JS))
+        assert len(after) == len(json.loads(before)), "the trace changed length"
+        print(f"{path.name}: lab + kernel up in {opened_s:.1f} s, all cells ran by {ran_s:.1f} s; "
+              f"'{description}' {key} redrew the figure; {time.perf_counter() - started:.1f} s")
+    except Exception:
+        try:
+            after_png = page.screenshot()
+        except Exception:  # the page itself may be gone
+            pass
+        folder = save_failure(f"{path.stem}", {"before": before_png, "after": after_png},
+                              {"console": "\n".join(console), "server": lab.log()})
+        print(f"screenshots and logs of the failure: {folder}")
+        raise
+    finally:
+        try:
+            page.evaluate(f"() => {PANEL}.sessionContext.shutdown()")   # free the CPU
+        except Exception:
+            pass
+        context.close()
+    assert path.read_bytes() == stored, f"the browser session changed {path.name} on disk"
+
+
+def _settled_trace(page, timeout: float = 30.0) -> str:
+    """The first trace once it is drawn and two reads 0.5 s apart agree (late updates landed)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = page.evaluate(TRACE_JS)
+        if now is not None and now == last:
+            return now
+        last = now
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the figure never settled or never drew (last read: {str(last)[:200]})")
+
+
+def _poll(read, good, timeout: float = 5.0):
+    """``read()`` until ``good(value)`` or the timeout; returns the last value read."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not good(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
