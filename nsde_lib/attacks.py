@@ -134,7 +134,8 @@ def attack_loss(logits: torch.Tensor, y: torch.Tensor, eot: int = 1,
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eot: int = 1,
-                   objective: str = "loss", forward: Forward | None = None):
+                   objective: str = "loss", forward: Forward | None = None,
+                   channels_last: bool = False):
     """∇_x of :func:`attack_loss` at ``x``, with the ``eot`` draws in one forward pass.
 
     Args:
@@ -143,17 +144,21 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eot: i
         eot: noise draws K ≥ 1; the K copies of the batch go through as one ``(K·B, ...)``
             forward. objective: see :func:`attack_loss`.
         forward: ``forward(model, x) -> logits`` instead of ``model(x)``.
+        channels_last: hand images ``(B, C, H, W)`` to the model in channels_last layout
+            (CPU and GPU convolutions run faster on it; the values are the same).
 
     Returns:
         ``(loss, grad)``: the per-image losses summed (a float) and the gradient ``(B, ...)``.
     """
     xg = x.detach().requires_grad_(True)
     stacked = xg.repeat(eot, *([1] * (x.dim() - 1))) if eot > 1 else xg  # (K·B, ...)
+    if channels_last and stacked.dim() == 4:
+        stacked = stacked.contiguous(memory_format=torch.channels_last)
     with torch.enable_grad():
         logits = model(stacked) if forward is None else forward(model, stacked)
         loss = attack_loss(logits, y, eot, objective)
         (grad,) = torch.autograd.grad(loss, xg)
-    return float(loss), grad
+    return float(loss.detach()), grad
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
@@ -207,9 +212,10 @@ def _ascent_step(x_adv, grad, step_size, norm):
 # --- the attacks --------------------------------------------------------------------------------
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
-        steps: int = 20, step_size: float | None = None, random_start: bool | torch.Tensor = True,
+        steps: int = 20, step_size: float | None = None,
+        random_start: bool | torch.Tensor = True,
         eot: int = 1, objective: str = "loss", forward: Forward | None = None,
-        bounds=(0.0, 1.0), batch_size: int | None = None,
+        bounds=(0.0, 1.0), batch_size: int | None = None, channels_last: bool = False,
         generator: torch.Generator | None = None, history: list | None = None) -> torch.Tensor:
     """Projected gradient ascent on the loss inside an ε-ball (Madry et al. 2018).
 
@@ -236,6 +242,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         bounds: the valid pixel range.
         batch_size: attack this many images at a time (memory: each forward holds
             ``eot·batch_size`` images); default all at once.
+        channels_last: see :func:`input_gradient`.
         generator: for the random start (the model's noise uses its own source).
         history: a list; when given, the summed loss of each step's gradient is appended
             (one list of ``steps`` floats per batch).
@@ -272,12 +279,13 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             xb, yb = x[i:i + chunk].detach(), y[i:i + chunk]
             sb = start[i:i + chunk] if isinstance(start, torch.Tensor) else start
             out.append(_pgd_batch(model, xb, yb, eps, norm, steps, float(step_size), sb, eot,
-                                  objective, forward, bounds, generator, history))
+                                  objective, forward, channels_last, bounds, generator,
+                                  history))
     return torch.cat(out)
 
 
 def _pgd_batch(model, x, y, eps, norm, steps, step_size, start, eot, objective, forward,
-               bounds, generator, history):
+               channels_last, bounds, generator, history):
     if isinstance(start, torch.Tensor):
         x_adv = project(start.to(x), x, eps, norm, bounds)
     elif start:
@@ -287,7 +295,7 @@ def _pgd_batch(model, x, y, eps, norm, steps, step_size, start, eot, objective, 
     losses = []
     for _ in range(steps):
         loss, grad = input_gradient(model, x_adv, y, eot=eot, objective=objective,
-                                    forward=forward)
+                                    forward=forward, channels_last=channels_last)
         losses.append(loss)
         x_adv = project(_ascent_step(x_adv, grad, step_size, norm), x, eps, norm, bounds)
     if history is not None:
@@ -298,7 +306,7 @@ def _pgd_batch(model, x, y, eps, norm, steps, step_size, start, eot, objective, 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
          norm: str = "linf", eot: int = 1, objective: str = "loss",
          forward: Forward | None = None, bounds=(0.0, 1.0),
-         batch_size: int | None = None) -> torch.Tensor:
+         batch_size: int | None = None, channels_last: bool = False) -> torch.Tensor:
     """The fast gradient sign method (Goodfellow et al. 2015): one step of length ε from ``x``.
 
     l∞: x + ε·sign(∇); l2: x + ε·∇/‖∇‖ (the "fast gradient method"). Same arguments as
@@ -307,4 +315,4 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
     eps = check_eps(eps)
     return pgd(model, x, y, eps, norm=norm, steps=1, step_size=eps if eps > 0 else 1.0,
                random_start=False, eot=eot, objective=objective, forward=forward,
-               bounds=bounds, batch_size=batch_size)
+               bounds=bounds, batch_size=batch_size, channels_last=channels_last)

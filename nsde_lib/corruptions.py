@@ -9,8 +9,9 @@ The severity constants are the published ones, from ``make_cifar_c.py`` in
 github.com/hendrycks/robustness (``ImageNet-C/create_c/make_cifar_c.py``): the list ``c`` of each
 corruption, indexed by ``severity - 1``. They were tuned for 32×32 images; on 28×28 MNIST they
 are used unchanged (pixel units). The code here is our own: separable convolutions, Pillow's
-BOX resampling written as a matrix, Pillow's JPEG codec (the one the recipe uses). The published pipeline finally
-stores uint8 images; these functions return float images (JPEG alone is quantised, by nature).
+BOX resampling written as a matrix, and Pillow's JPEG codec (the one the recipe uses). The
+published pipeline finally stores uint8 images; these functions return float images (JPEG alone
+is quantised, by nature).
 
 Nine of the 15 benchmark corruptions are here (the weather ones need image files or
 ImageMagick, glass blur is a per-pixel Python loop, elastic needs OpenCV's affine warp), plus
