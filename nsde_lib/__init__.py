@@ -16,6 +16,7 @@ from .solver import METHODS, DivergenceError, sdeint, time_grid
 from .stability import (LyapunovEstimate, gbm_lyapunov, gbm_moment_exponent, lipschitz_bound,
                         local_lipschitz, lyapunov_exponent, perturbation, spectral_norms)
 from .train import History, evaluate, fit
+from . import adaptive, attacks, corruptions, robustness  # noqa: E402  (nl.attacks.pgd, ...)
 
 __version__ = "0.1.0"
 

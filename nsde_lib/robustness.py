@@ -21,7 +21,7 @@ from .attacks import Forward, check_eps, pgd
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 __all__ = ["noise_switch", "predict_proba", "accuracy", "attack_accuracy", "accuracy_vs_eps",
-           "corruption_accuracy", "hidden_state_gap"]
+           "corruption_accuracy", "corruption_table", "hidden_state_gap"]
 
 
 @contextmanager
@@ -64,22 +64,26 @@ def _check_k(K):
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, K: int = 1,
                   forward: Forward | None = None, batch_size: int = 500,
-                  seed: int | None = None, channels_last: bool = True) -> torch.Tensor:
+                  seed: int | None = None, channels_last: bool | None = None
+                  ) -> torch.Tensor:
     """Mean softmax over ``K`` passes, ``(B, n_classes)``, in ``eval()`` mode.
 
-    Each batch goes through as one forward of ``K·batch`` images (the K noise draws batched).
-    The noise follows the model's own switch (``noise_on``), untouched here. Images go in as
-    channels_last (faster convolutions, same values).
+    Each forward holds at most ``batch_size`` images: ``batch_size // K`` test images, each
+    repeated for the K noise draws (one batched call, and activations that stay in cache).
+    The noise follows the model's own switch (``noise_on``), untouched here. ``channels_last``
+    (default: on a GPU) hands images over in that layout: faster convolutions, same values.
     """
     _check_k(K)
     device = _device(model)
+    channels_last = device.type == "cuda" if channels_last is None else channels_last
     was = model.training
     model.eval()
     out = []
     try:
         with _seeded(seed, device):
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
+            chunk = max(1, batch_size // K)
+            for i in range(0, len(x), chunk):
+                xb = x[i:i + chunk].to(device)
                 stacked = xb.repeat(K, *([1] * (xb.dim() - 1))) if K > 1 else xb
                 if channels_last and stacked.dim() == 4:
                     stacked = stacked.contiguous(memory_format=torch.channels_last)
@@ -117,7 +121,7 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
         gen = torch.Generator(device=device).manual_seed(seed)
         adv = pgd(model, x, y, eps, norm=norm, steps=steps, step_size=step_size, eot=eot,
                   objective=objective, forward=forward, batch_size=batch_size, generator=gen,
-                  channels_last=True)
+                  channels_last=device.type == "cuda")
     acc = accuracy(model, adv, y, K=K, forward=forward, batch_size=batch_size, seed=seed + 1)
     return (acc, adv) if return_adv else acc
 
@@ -146,21 +150,41 @@ def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     The corrupted images depend only on ``seed``, the corruption and the severity (not on the
     model), so every model sees the very same corrupted test set. Table 2 of paper 000 reports
-    the mean over corruptions: ``result.mean(0)``.
+    the mean over corruptions: ``result.mean(0)``. To evaluate several models, use
+    :func:`corruption_table` (each corrupted set is made once).
+    """
+    table = corruption_table({"model": (model, dict(K=K, forward=forward))}, x, y, names=names,
+                             severities=severities, batch_size=batch_size, seed=seed,
+                             progress=progress)
+    return table["model"]
+
+
+def corruption_table(predictors: dict, x: torch.Tensor, y: torch.Tensor, *,
+                     names: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
+                     batch_size: int = 500, seed: int = 0, progress: bool = True) -> dict:
+    """:func:`corruption_accuracy` for several predictors on one set of corrupted images.
+
+    Args:
+        predictors: ``{label: (model, options)}``; ``options`` go to :func:`accuracy` (``K``,
+            ``forward``), e.g. ``{"Dropout+TTN": (model, dict(K=8))}``.
+
+    Returns:
+        ``{label: array (len(names), len(severities))}``.
     """
     from tqdm.auto import tqdm
 
-    device = _device(model)
+    device = _device(next(iter(predictors.values()))[0])
     x = x.to(device)
-    out = np.zeros((len(names), len(severities)))
+    out = {label: np.zeros((len(names), len(severities))) for label in predictors}
     pairs = [(i, n, j, s) for i, n in enumerate(names) for j, s in enumerate(severities)]
     for i, name, j, severity in tqdm(pairs, desc="corruptions", disable=not progress,
                                      leave=False):
         gen = torch.Generator(device=device).manual_seed(
             seed + 1000 * CORRUPTIONS.index(name) + severity)
         xc = corrupt(x, name, severity, generator=gen)
-        out[i, j] = accuracy(model, xc, y, K=K, forward=forward, batch_size=batch_size,
-                             seed=seed + 1)
+        for label, (model, options) in predictors.items():
+            out[label][i, j] = accuracy(model, xc, y, batch_size=batch_size, seed=seed + 1,
+                                        **options)
     return out
 
 
