@@ -1,12 +1,13 @@
 """Attack speed: PGD-20 with EOT-4 on 1,000 MNIST-5k test images, and plain PGD-20 in the same run.
 
-The model is the notebooks' MNIST-sized Neural SDE (multiplicative noise, random weights: the
-cost of an attack does not depend on what the weights learned). EOT-4 means every gradient
-averages 4 noise draws, batched as one forward of 4·B images, so it should cost about 4× plain
-PGD (target issue 6: ≤ 60 s on a 2-core CPU). Prints wall and CPU time of each, their ratio, and
-the gradient throughput in images per second.
+The model is notebook 05's MNIST-sized Neural SDE: 2×2-average-pooled 14×14 digits, 16
+channels, 4 solver steps, multiplicative noise (random weights: the cost of an attack does not
+depend on what the weights learned). EOT-4 means every gradient averages 4 noise draws, batched
+as one forward of 4·B images, so it should cost about 4× plain PGD (target, issue 6: ≤ 60 s on a
+2-core CPU). Prints wall and CPU time of each, their ratio, and the gradient throughput.
 
     python benchmarks/attack.py                    # CPU (or the GPU "auto" finds)
+    python benchmarks/attack.py --threads 1        # on a shared machine: no OpenMP contention
     python benchmarks/attack.py --device cuda --images 10000
 """
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
@@ -26,17 +26,6 @@ from nsde_lib.attacks import pgd  # noqa: E402
 from nsde_lib.classifier import SDEClassifier  # noqa: E402
 from nsde_lib.data import mnist5k  # noqa: E402
 from nsde_lib.runtime import pick_device  # noqa: E402
-
-
-class Pooled(nn.Module):
-    """Average-pool the 28×28 digits by ``pool`` before the classifier (attacks stay in 28×28)."""
-
-    def __init__(self, model: nn.Module, pool: int):
-        super().__init__()
-        self.model, self.pool = model, pool
-
-    def forward(self, x):
-        return self.model(F.avg_pool2d(x, self.pool) if self.pool > 1 else x)
 
 
 def timed(fn, device):
@@ -56,25 +45,31 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=16, help="width of the SDE state")
     parser.add_argument("--steps", type=int, default=4, help="solver steps of the block")
     parser.add_argument("--pool", type=int, default=2, help="input average-pool factor")
-    parser.add_argument("--batch", type=int, default=250, help="images per attack batch")
+    parser.add_argument("--batch", type=int, default=100,
+                        help="images per attack batch (each forward holds eot times as many)")
     parser.add_argument("--eot", type=int, default=4)
     parser.add_argument("--pgd-steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args, _ = parser.parse_known_args(argv)  # run_all.py passes shared flags (e.g. --repeats)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     _, (x, y) = mnist5k(device=device)
+    if args.pool > 1:
+        x = F.avg_pool2d(x, args.pool)
     reps = -(-args.images // len(x))
     x, y = x.repeat(reps, 1, 1, 1)[:args.images], y.repeat(reps)[:args.images]
     torch.manual_seed(0)
-    model = Pooled(SDEClassifier(1, 10, channels=args.channels, steps=args.steps,
-                                 noise="multiplicative", sigma=0.5), args.pool).to(device).eval()
-    attack = dict(eps=1.5, norm="l2", steps=args.pgd_steps, batch_size=args.batch,
-                  channels_last=True)
+    model = SDEClassifier(1, 10, channels=args.channels, steps=args.steps,
+                          noise="multiplicative", sigma=1.0).to(device).eval()
+    attack = dict(eps=1.0, norm="l2", steps=args.pgd_steps, batch_size=args.batch,
+                  channels_last=device.type == "cuda")
     pgd(model, x[:32], y[:32], eot=args.eot, **(attack | dict(steps=1)))  # warm-up
 
     print(f"device {device}, {torch.get_num_threads()} threads; {len(x)} MNIST-5k test images; "
-          f"SDEClassifier(channels={args.channels}, steps={args.steps}) on {28 // args.pool}×"
-          f"{28 // args.pool} inputs; l2-PGD-{args.pgd_steps}, batches of {args.batch}")
+          f"SDEClassifier(channels={args.channels}, steps={args.steps}) on "
+          f"{tuple(x.shape[1:])} inputs; l2-PGD-{args.pgd_steps}, batches of {args.batch}")
     rows = {}
     for name, eot in ((f"PGD-{args.pgd_steps} + EOT-{args.eot}", args.eot),
                       (f"PGD-{args.pgd_steps}", 1)):

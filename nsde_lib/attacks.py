@@ -216,7 +216,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         random_start: bool | torch.Tensor = True,
         eot: int = 1, objective: str = "loss", forward: Forward | None = None,
         bounds=(0.0, 1.0), batch_size: int | None = None, channels_last: bool = False,
-        generator: torch.Generator | None = None, history: list | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, history: list | None = None,
+        progress: bool = False) -> torch.Tensor:
     """Projected gradient ascent on the loss inside an ε-ball (Madry et al. 2018).
 
     Each step moves by ``step_size`` along the gradient's sign (l∞) or its unit direction (l2),
@@ -246,6 +247,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         generator: for the random start (the model's noise uses its own source).
         history: a list; when given, the summed loss of each step's gradient is appended
             (one list of ``steps`` floats per batch).
+        progress: a tqdm bar over the gradient steps of all batches.
 
     Returns:
         Adversarial images of ``x``'s shape, detached, inside the ball and the pixel range.
@@ -272,20 +274,25 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         batch_size = _check_count("batch_size", batch_size)
     if eps == 0:
         return x.detach().clone()
+    from tqdm.auto import tqdm
+
     chunk = batch_size or len(x)
     out = []
+    bar = tqdm(total=steps * -(-len(x) // chunk), desc=f"PGD-{steps}", disable=not progress,
+               leave=False)
     with attacking(model):
         for i in range(0, len(x), chunk):
             xb, yb = x[i:i + chunk].detach(), y[i:i + chunk]
             sb = start[i:i + chunk] if isinstance(start, torch.Tensor) else start
             out.append(_pgd_batch(model, xb, yb, eps, norm, steps, float(step_size), sb, eot,
                                   objective, forward, channels_last, bounds, generator,
-                                  history))
+                                  history, bar))
+    bar.close()
     return torch.cat(out)
 
 
 def _pgd_batch(model, x, y, eps, norm, steps, step_size, start, eot, objective, forward,
-               channels_last, bounds, generator, history):
+               channels_last, bounds, generator, history, bar):
     if isinstance(start, torch.Tensor):
         x_adv = project(start.to(x), x, eps, norm, bounds)
     elif start:
@@ -298,6 +305,7 @@ def _pgd_batch(model, x, y, eps, norm, steps, step_size, start, eot, objective, 
                                     forward=forward, channels_last=channels_last)
         losses.append(loss)
         x_adv = project(_ascent_step(x_adv, grad, step_size, norm), x, eps, norm, bounds)
+        bar.update()
     if history is not None:
         history.append(losses)
     return x_adv.detach()

@@ -106,11 +106,14 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, K: int = 1,
 def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
                     norm: str = "l2", steps: int = 20, eot: int = 1, objective: str = "loss",
                     K: int = 1, step_size: float | None = None, forward: Forward | None = None,
-                    batch_size: int = 250, seed: int = 0, return_adv: bool = False):
+                    batch_size: int = 400, seed: int = 0, return_adv: bool = False,
+                    progress: bool = False):
     """Accuracy of the ``K``-pass prediction on PGD adversarial examples of radius ``eps``.
 
     The attack (random start and noise draws) is seeded by ``seed``, the evaluation by
-    ``seed + 1``. Arguments as :func:`nsde_lib.attacks.pgd` and :func:`accuracy`.
+    ``seed + 1``. Arguments as :func:`nsde_lib.attacks.pgd` and :func:`accuracy`, except
+    ``batch_size``: the most images in one forward pass, the ``eot`` copies included (small
+    batches keep the activations in cache). ``progress`` shows a bar over the PGD steps.
 
     Returns:
         The accuracy, or ``(accuracy, x_adv)`` with ``return_adv``.
@@ -120,8 +123,9 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     with _seeded(seed, device):
         gen = torch.Generator(device=device).manual_seed(seed)
         adv = pgd(model, x, y, eps, norm=norm, steps=steps, step_size=step_size, eot=eot,
-                  objective=objective, forward=forward, batch_size=batch_size, generator=gen,
-                  channels_last=device.type == "cuda")
+                  objective=objective, forward=forward,
+                  batch_size=max(1, batch_size // eot), generator=gen,
+                  channels_last=device.type == "cuda", progress=progress)
     acc = accuracy(model, adv, y, K=K, forward=forward, batch_size=batch_size, seed=seed + 1)
     return (acc, adv) if return_adv else acc
 

@@ -76,6 +76,11 @@ def test_corruption_accuracy_sees_the_same_corrupted_images_as_corrupt(model, ba
     idx = nl.corruptions.CORRUPTIONS.index("shot_noise")
     xc = corrupt(x, "shot_noise", 5, generator=torch.Generator().manual_seed(2 + 1000 * idx + 5))
     assert table[1, 1] == R.accuracy(model, xc, y, seed=3)
+    both = R.corruption_table({"a": (model, {}), "b": (model, dict(K=3))}, x, y,
+                              names=("contrast", "shot_noise"), severities=(1, 5),
+                              progress=False, seed=2)
+    np.testing.assert_array_equal(both["a"], table)
+    assert both["b"].shape == (2, 2)
 
 
 def test_hidden_state_gap_uses_one_noise_path(model, batch):
