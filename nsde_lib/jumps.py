@@ -14,7 +14,8 @@ import torch
 from .noise import check_p
 
 __all__ = ["PoissonJump", "JumpDropout", "StochasticDepth", "check_rate",
-           "dropout_block", "jump_rewrite_block", "poisson_events", "counting_paths"]
+           "dropout_block", "jump_rewrite_block", "poisson_events", "counting_paths",
+           "compound_poisson_moments", "dropout_block_moments"]
 
 
 def check_rate(rate) -> float:
@@ -116,3 +117,21 @@ def poisson_events(rate: float, T: float, n_paths: int, *,
 def counting_paths(events: list[torch.Tensor], ts: torch.Tensor) -> torch.Tensor:
     """N_t on the grid ``ts`` for each path of ``events``: shape ``(len(ts), n_paths)``."""
     return torch.stack([torch.searchsorted(e, ts, right=True) for e in events], dim=1)
+
+
+def compound_poisson_moments(rate: float, T: float, size: float, p: float) -> tuple[float, float]:
+    """Mean and variance of Σ_{k ≤ N_T} size·Z_k, N_T ~ Poisson(λT), Z = ±1, P(Z = −1) = p.
+
+    Wald's identities: mean λT·size·E[Z] = λT·size·(1 − 2p); variance λT·size²·E[Z²] = λT·size²
+    (it does not depend on p: even with p = 0 the number of events is random).
+    """
+    rate, p = check_rate(rate), check_p(p)
+    if not T > 0:
+        raise ValueError(f"T must be > 0, got {T!r}")
+    return rate * T * size * (1 - 2 * p), rate * T * size ** 2
+
+
+def dropout_block_moments(fy: float, p: float) -> tuple[float, float]:
+    """Mean and variance of the change f·γ made by a dropout block, γ ~ Bernoulli(1 − p)."""
+    p = check_p(p)
+    return (1 - p) * fy, p * (1 - p) * fy ** 2

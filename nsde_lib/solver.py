@@ -22,7 +22,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS"]
+__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS", "euler_factor",
+           "euler_stability_limit"]
 
 METHODS = ("euler", "milstein")
 
@@ -246,3 +247,27 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
         bad = int((~finite).nonzero()[0])
         raise DivergenceError(grid[bad + 1], bad + 1)
     return torch.stack(outputs)
+
+
+def euler_factor(lam: complex, dt: float) -> complex:
+    """1 + λ·dt: explicit Euler on ẋ = λx multiplies the state by this each step.
+
+    The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
+    Fig. 1, with dt = h).
+    """
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    return 1 + lam * dt
+
+
+def euler_stability_limit(lam: complex) -> float:
+    """The largest step for which explicit Euler on ẋ = λx decays: |1 + λ·dt| < 1 iff
+    dt < −2·Re(λ)/|λ|² (2/|λ| for real λ < 0).
+
+    Raises:
+        ValueError: Re(λ) >= 0: the equation itself does not decay, no step makes Euler decay.
+    """
+    lam = complex(lam)
+    if not lam.real < 0:
+        raise ValueError(f"lam must have a negative real part (a decaying equation), got {lam!r}")
+    return -2 * lam.real / abs(lam) ** 2

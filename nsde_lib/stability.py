@@ -162,7 +162,8 @@ def perturbation(sde, y0: torch.Tensor, y0_perturbed: torch.Tensor, ts, *, dt: f
         ts, dt, method: as for :func:`nsde_lib.sdeint`.
         bm: increments ``(n_steps, *y0.shape)``; pass them to control the noise (e.g. one
             scalar Brownian motion per sample, as in Corollary 4.0.1).
-        generator: draws ``bm`` (when ``None``) and the jumps.
+        generator: draws ``bm`` (when ``None``) and the jumps; default: a fresh one seeded
+            from torch's global RNG.
 
     Returns:
         ε, shape ``(len(ts), *y0.shape)``; ε[0] = y0_perturbed − y0.
@@ -172,16 +173,18 @@ def perturbation(sde, y0: torch.Tensor, y0_perturbed: torch.Tensor, ts, *, dt: f
         raise ValueError("y0 and y0_perturbed must be tensors of the same shape, got "
                          f"{getattr(y0, 'shape', y0)} and "
                          f"{getattr(y0_perturbed, 'shape', y0_perturbed)}")
+    if generator is None:  # a private generator, so that both runs can replay the same draws
+        seed = int(torch.randint(0, 2 ** 62, (1,)))
+        generator = torch.Generator(device=y0.device).manual_seed(seed)
     if bm is None:
         grid, _ = time_grid(ts, dt)
         steps = torch.tensor(grid, dtype=torch.float64).diff().to(y0.dtype)
         bm = torch.randn((len(grid) - 1, *y0.shape), generator=generator, dtype=y0.dtype,
                          device=y0.device)
         bm = bm * steps.sqrt().to(y0.device).view(-1, *([1] * y0.dim()))
-    state = generator.get_state() if generator is not None else None
+    state = generator.get_state()
     clean = sdeint(sde, y0, ts, dt=dt, method=method, bm=bm, generator=generator)
-    if generator is not None:
-        generator.set_state(state)
+    generator.set_state(state)
     perturbed = sdeint(sde, y0_perturbed, ts, dt=dt, method=method, bm=bm, generator=generator)
     return perturbed - clean
 

@@ -32,7 +32,8 @@ class History:
         epochs: one dict per finished epoch: ``epoch``, ``loss``, ``train_acc``, ``test_acc``,
             ``test_loss``, ``lr``, ``seconds``.
         grad_norms: per iteration, the gradient norm of each block (when asked for).
-        diverged: the loss or the state became NaN/Inf; training stopped there.
+        diverged: the loss or the state became NaN/Inf (or the loss passed ``max_loss``);
+            training stopped there.
         diverged_epoch, diverged_step: where (1-based epoch, iteration within it).
     """
 
@@ -128,7 +129,8 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
         device="auto", seed: int = 0, grad_norms: bool = False, clip: float | None = None,
         augment: Callable | None = None, forward: Callable | None = None,
         test_forward: Callable | None = None, on_epoch: Callable | None = None,
-        start_epoch: int = 0, progress: bool = True, desc: str = "training") -> History:
+        start_epoch: int = 0, progress: bool = True, desc: str = "training",
+        max_loss: float | None = None) -> History:
     """Train ``model`` with cross-entropy; record a :class:`History`.
 
     Args:
@@ -148,6 +150,8 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
         on_epoch: ``on_epoch(epoch, history, optimizer)`` after each epoch (checkpoints).
         start_epoch: first epoch index (to resume).
         progress: show a tqdm bar over epochs.
+        max_loss: a batch loss above this also counts as diverged (a run that is exploding
+            but has not reached Inf yet); ``None``: only NaN/Inf do.
 
     Returns:
         The :class:`History`. A NaN/Inf loss or a :class:`DivergenceError` from the solver
@@ -159,6 +163,8 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if max_loss is not None and not max_loss > 0:
+        raise ValueError(f"max_loss must be > 0 or None, got {max_loss!r}")
     device = pick_device(device)
     model.to(device)
     torch.manual_seed(seed)
@@ -185,7 +191,8 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
                 loss = F.cross_entropy(logits.float(), yb)
             except DivergenceError:
                 loss = torch.tensor(math.nan)
-            if not torch.isfinite(loss):
+            exploding = max_loss is not None and float(loss.detach()) > max_loss
+            if not torch.isfinite(loss) or exploding:
                 history.diverged, history.diverged_epoch, history.diverged_step = True, epoch + 1, step
                 bar.close()
                 return history
@@ -196,7 +203,7 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
             if clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            total += float(loss) * len(yb)
+            total += float(loss.detach()) * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
         record = {"epoch": epoch + 1, "loss": total / seen, "train_acc": correct / seen,

@@ -5,7 +5,7 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-__all__ = ["slider", "live", "sync_figure_state"]
+__all__ = ["slider", "int_slider", "live", "sync_figure_state"]
 
 
 def slider(description: str, value: float, low: float, high: float, step: float,
@@ -36,6 +36,15 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> w
         control.observe(on_change, names="value")
     on_change()
     return widgets.VBox([widgets.HBox(list(controls.values())), fig])
+
+
+def int_slider(description: str, value: int, low: int, high: int, step: int = 1
+               ) -> widgets.IntSlider:
+    """An integer slider (a block index, a depth) that updates while it is dragged."""
+    return widgets.IntSlider(value=value, min=low, max=high, step=step,
+                             description=description, continuous_update=True,
+                             style={"description_width": "initial"},
+                             layout=widgets.Layout(width="420px"))
 
 
 def sync_figure_state() -> int:

@@ -1,0 +1,139 @@
+"""A continuous-depth classifier for 2-D points: h_0 = x, dh = f(t, h) dt + noise, logits = W·h_T.
+
+The state stays 2-D, so every hidden state is a point of the plane and the whole network is a
+flow of the point cloud you can watch (chapter 03). The drift is a small time-conditioned MLP;
+time enters each layer as a learned bias t·u, so the drift's Lipschitz constant in h does not
+depend on t and :func:`nsde_lib.lipschitz_bound` bounds it for every t at once.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .noise import check_sigma
+from .sde import NOISES, make_sde
+from .solver import METHODS, sdeint
+
+__all__ = ["TimeLinear", "TimeMLP", "Flow2D"]
+
+
+class TimeLinear(nn.Module):
+    """y ↦ W·y + b + t·u: a linear layer whose bias moves with time t."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+        self.time = nn.Parameter(torch.zeros(d_out))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.linear(y) + t * self.time
+
+    def lipschitz_modules(self) -> list[nn.Module]:
+        """The map in y is the linear layer alone (the time term is constant in y)."""
+        return [self.linear]
+
+
+class TimeMLP(nn.Module):
+    """The drift f(t, y): ``dim → width → … → dim`` with tanh, each layer time-conditioned.
+
+    Args:
+        dim: state dimension (2 for points of the plane).
+        width: hidden width.
+        depth: number of hidden layers (≥ 1).
+
+    Shapes: ``y`` is ``(B, dim)``, ``t`` a 0-dim tensor; returns ``(B, dim)``.
+    """
+
+    def __init__(self, dim: int = 2, width: int = 32, depth: int = 2):
+        super().__init__()
+        if not (isinstance(depth, int) and depth >= 1):
+            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        sizes = [dim] + [width] * depth + [dim]
+        self.layers = nn.ModuleList(TimeLinear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.act = nn.Tanh()
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = y
+        for layer in self.layers[:-1]:
+            h = self.act(layer(t, h))
+        return self.layers[-1](t, h)
+
+    def lipschitz_modules(self) -> list[nn.Module]:
+        """The layers y goes through, in order (for :func:`nsde_lib.lipschitz_bound`)."""
+        out = []
+        for layer in self.layers[:-1]:
+            out += [layer, self.act]
+        return out + [self.layers[-1]]
+
+
+class Flow2D(nn.Module):
+    """Neural ODE/SDE classifier of 2-D points (paper 000, eq. 3, on the plane).
+
+    Args:
+        n_classes: number of classes of the linear readout.
+        width, depth: of the drift :class:`TimeMLP`.
+        T: horizon of the flow.
+        dt: solver step.
+        noise, sigma, p, rate: the noise preset (see :func:`nsde_lib.make_sde`); change it later
+            with :meth:`set_noise`. ``"none"`` is a Neural ODE.
+        method: ``"euler"`` or ``"milstein"``.
+
+    Attributes:
+        drift: the :class:`TimeMLP` f(t, h).
+        readout: ``nn.Linear(2, n_classes)`` on h_T.
+    """
+
+    def __init__(self, n_classes: int = 2, *, width: int = 32, depth: int = 2, T: float = 1.0,
+                 dt: float = 0.1, noise: str = "none", sigma: float = 0.0, p: float = 0.0,
+                 rate: float = 1.0, method: str = "euler"):
+        super().__init__()
+        if not T > 0:
+            raise ValueError(f"T must be > 0, got {T!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.drift = TimeMLP(2, width, depth)
+        self.readout = nn.Linear(2, n_classes)
+        self.T, self.dt, self.method = float(T), float(dt), method
+        self.set_noise(noise, sigma=sigma, p=p, rate=rate)
+
+    def set_noise(self, noise: str, *, sigma: float = 0.0, p: float = 0.0,
+                  rate: float = 1.0) -> "Flow2D":
+        """Switch the noise preset (one of :data:`nsde_lib.NOISES`); returns ``self``."""
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+        make_sde(self.drift, noise, sigma=check_sigma(sigma), p=p, rate=rate)  # validates
+        self.noise, self.sigma, self.p, self.rate = noise, float(sigma), float(p), float(rate)
+        return self
+
+    def sde(self):
+        """The :class:`nsde_lib.NeuralSDE` of the current preset (shares the drift's weights)."""
+        return make_sde(self.drift, self.noise, sigma=self.sigma, p=self.p, rate=self.rate)
+
+    def trajectories(self, x: torch.Tensor, ts=None, *, dt: float | None = None,
+                     bm: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Hidden states at the times ``ts`` (default: every step of [0, T]).
+
+        Args:
+            x: points ``(B, 2)``.
+            ts: output times in [0, T].
+            dt: solver step (default: the model's).
+            bm: Brownian increments to share between runs (see :func:`nsde_lib.sdeint`).
+
+        Returns:
+            ``(len(ts), B, 2)``.
+        """
+        dt = self.dt if dt is None else dt
+        if ts is None:
+            n = max(1, round(self.T / dt))
+            ts = torch.linspace(0.0, self.T, n + 1, dtype=x.dtype, device=x.device)
+        return sdeint(self.sde(), x, ts, dt=dt, method=self.method, bm=bm, generator=generator)
+
+    def forward(self, x: torch.Tensor, *, dt: float | None = None,
+                bm: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` of the points ``x`` ``(B, 2)``, one noisy pass."""
+        dt = self.dt if dt is None else dt
+        h_T = sdeint(self.sde(), x, [0.0, self.T], dt=dt, method=self.method, bm=bm,
+                     generator=generator)[-1]
+        return self.readout(h_T)
