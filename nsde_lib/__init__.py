@@ -22,6 +22,7 @@ from .resnet import EulerResNet
 from .propagation import (WeightNormRecorder, jacobian_norms, perturbation_growth, product_bound,
                           prop1_bound, prop2_bound, state_grad_norms)
 from .sweeps import summarize, sweep
+from . import adaptive, attacks, corruptions, robustness  # noqa: E402  (nl.attacks.pgd, ...)
 
 __version__ = "0.1.0"
 
