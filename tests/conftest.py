@@ -1,4 +1,4 @@
-"""Shared fixtures: a headless system Chromium driven by Playwright.
+"""Shared fixtures: one torch thread, float64 on request, and a headless system Chromium.
 
 Playwright's own browser download cannot work on the course machines (no internet), so the
 tests launch the system's Chromium (Debian: ``apt-get install chromium``; ``make test`` installs
@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILURES = ROOT / "build" / "browser-failures"
@@ -22,6 +23,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The unit tests run tiny tensors: a second intra-op thread only adds synchronisation,
+    and on a busy machine the two threads wait on each other (seen: 10x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def float64():
+    """Float64 as the default dtype for a test that compares numbers; restored afterwards so it
+    never leaks into other test files. Modules opt in with ``pytestmark``."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def under_ci() -> bool:

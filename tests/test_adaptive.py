@@ -14,16 +14,6 @@ from nsde_lib.adaptive import AdaptiveBlock, SolveStats, odeint_dopri5
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def linear():
     """y' = A·y with a non-normal, stable A (4×4): exact solution expm(A·t)·y0."""

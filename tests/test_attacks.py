@@ -16,16 +16,6 @@ torchattacks = pytest.importorskip("torchattacks")
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_cnn():
     """A deterministic conv net for the exact cross-checks (random weights are enough there)."""
     torch.manual_seed(0)

@@ -9,15 +9,6 @@ import torch.nn.functional as F
 from nsde_lib.augment import make_augment, random_crop_flip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread beats two, and a busy machine cannot stall it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _which_crop(out, img, padding):
     """(dy, dx, flipped) of every crop of the padded ``img`` equal to ``out`` (brute force)."""
     padded = F.pad(img, (padding,) * 4)

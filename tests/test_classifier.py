@@ -13,15 +13,6 @@ from nsde_lib.classifier import (CLASSIFIER_NOISES, SDEClassifier, TimeConv2d,
                                  ensemble_predict)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread beats two, and a busy machine cannot stall it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 NOISY = ("additive", "multiplicative", "dropout", "jump-dropout")
 
 

@@ -15,15 +15,6 @@ from nsde_lib.data import mnist5k
 from nsde_lib.runs import load_checkpoint, load_run, save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread beats two, and a busy machine cannot stall it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "mnist5k", "--n", "60", "--channels", "4", "--steps", "2",
         "--batch-size", "20", "--device", "cpu", "--no-progress"]

@@ -15,16 +15,6 @@ from nsde_lib import corruptions as C
 from nsde_lib.data import mnist5k
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """16 real MNIST-5k test digits, (16, 1, 28, 28) float64 in [0, 1]."""

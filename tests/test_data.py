@@ -9,16 +9,6 @@ import nsde_lib as nl
 from nsde_lib.data import mnist5k_path, stratified_split
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def mnist():
     return nl.mnist5k(seed=0)

@@ -13,16 +13,6 @@ from nsde_lib.plotting import (band_figure, binned, histogram_figure, poisson_fi
                                set_histograms, set_poisson)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: a second intra-op thread only adds sync cost (and on a busy
-    machine makes each op tens of times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # --- convergence --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,7 @@ import nsde_lib as nl
 from nsde_lib.propagation import block_weight_norms, kept_state
 from nsde_lib.resnet import EulerResNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 
 
 def linear_net(matrices, h, n_classes=3):

@@ -10,16 +10,6 @@ from nsde_lib import robustness as R
 from nsde_lib.corruptions import corrupt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

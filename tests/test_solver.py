@@ -9,15 +9,7 @@ import torchsde
 
 import nsde_lib as nl
 
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Numbers are compared in float64 here; restore the default for the other test files."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 
 
 class Linear:

@@ -10,24 +10,7 @@ from torch import nn
 import nsde_lib as nl
 from nsde_lib.stability import critical_moment_order, operator_norm
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Numbers are compared in float64 here; restore the default for the other test files."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: a second intra-op thread only adds sync cost (and on a busy
-    machine makes each op tens of times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 
 
 class GBM:

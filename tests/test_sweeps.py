@@ -10,16 +10,6 @@ from nsde_lib.solver import euler_factor, euler_stability_limit
 from nsde_lib.train import History
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def fake_history(acc=None, diverged_at=None):
     h = History()
     if diverged_at is not None:

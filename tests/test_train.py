@@ -13,16 +13,6 @@ from nsde_lib.resnet import EulerResNet
 from nsde_lib.train import block_grad_norms
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds sync cost (and on a busy machine makes
-    each op many times slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def moons():
     return nl.moons(512, 512, noise=0.1, seed=0)
