@@ -41,4 +41,5 @@ __all__ = [
     "euler_factor", "euler_stability_limit", "EulerResNet", "state_grad_norms", "jacobian_norms",
     "prop1_bound", "prop2_bound", "product_bound", "perturbation_growth", "WeightNormRecorder",
     "sweep", "summarize",
+    "adaptive", "attacks", "corruptions", "robustness",
 ]

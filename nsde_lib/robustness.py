@@ -10,7 +10,7 @@ caller's random stream is left alone.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
