@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .checks import positive
 from .solver import DivergenceError
 
 __all__ = ["odeint_dopri5", "SolveStats", "AdaptiveBlock"]
@@ -104,12 +105,9 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
     from .solver import _as_times
 
     times = _as_times(ts)
-    for name, v in (("rtol", rtol), ("atol", atol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{name} must be a number > 0, got {v!r}")
-    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float))
-                           or not math.isfinite(dt) or dt <= 0):
-        raise ValueError(f"dt must be a finite number > 0 or None, got {dt!r}")
+    rtol, atol = positive("rtol", rtol), positive("atol", atol)
+    if dt is not None:
+        dt = positive("dt (None for adaptive steps)", dt)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     stats = stats if stats is not None else SolveStats()

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import non_negative, positive
+
 __all__ = ["fgsm", "pgd", "attack_loss", "input_gradient", "project", "uniform_in_ball",
            "NORMS", "OBJECTIVES"]
 
@@ -46,10 +48,7 @@ def check_norm(norm) -> str:
 
 def check_eps(eps) -> float:
     """ε as a float, or ``ValueError`` unless it is a finite number ≥ 0."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) \
-            or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
+    return non_negative("eps", eps)
 
 
 def _check_count(name: str, value) -> int:
@@ -262,9 +261,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if step_size is None:
         step_size = 2.5 * eps / steps
-    elif isinstance(step_size, bool) or not isinstance(step_size, (int, float)) \
-            or not math.isfinite(step_size) or step_size <= 0:
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    else:
+        step_size = positive("step_size", step_size)
     _check_inputs(x, y, bounds)
     start = random_start
     if isinstance(start, torch.Tensor) and start.shape != x.shape:

@@ -7,10 +7,9 @@ preset also says how large each one is, ``size(t, y, fy)``, given the drift valu
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
+from .checks import non_negative
 from .noise import check_p
 
 __all__ = ["PoissonJump", "JumpDropout", "StochasticDepth", "check_rate",
@@ -20,10 +19,7 @@ __all__ = ["PoissonJump", "JumpDropout", "StochasticDepth", "check_rate",
 
 def check_rate(rate) -> float:
     """Return ``rate`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
-    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
-        raise ValueError(f"rate (Poisson jump intensity λ) must be a finite number >= 0, "
-                         f"got {rate!r}")
-    return float(rate)
+    return non_negative("rate (Poisson jump intensity λ)", rate)
 
 
 class PoissonJump:

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from .checks import non_negative, real
+
 __all__ = ["Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
            "check_sigma", "check_p"]
 
@@ -18,16 +20,15 @@ DIFFUSIONS = ("none", "additive", "multiplicative", "dropout")
 
 def check_sigma(sigma) -> float:
     """Return ``sigma`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
-    if not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    return float(sigma)
+    return non_negative("sigma", sigma)
 
 
 def check_p(p) -> float:
     """Return ``p`` as a float, or raise ``ValueError`` unless 0 ≤ p < 1."""
-    if not isinstance(p, (int, float)) or not 0 <= p < 1:
+    x = real(p)
+    if x is None or not 0 <= x < 1:
         raise ValueError(f"p (drop probability) must be in [0, 1), got {p!r}")
-    return float(p)
+    return x
 
 
 class Additive:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import positive
+
 __all__ = ["state_grad_norms", "jacobian_norms", "prop1_bound", "product_bound", "prop2_bound",
            "perturbation_growth", "block_weight_norms", "WeightNormRecorder", "kept_state"]
 
@@ -236,5 +238,4 @@ class WeightNormRecorder:
 
 
 def _check_h(h) -> None:
-    if not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
-        raise ValueError(f"h (the step factor) must be a finite number > 0, got {h!r}")
+    positive("h (the step factor)", h)

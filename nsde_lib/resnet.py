@@ -8,10 +8,10 @@ between two steps, which is what makes the network *exactly* an Euler method (:m
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from .checks import positive
 
 __all__ = ["EulerResNet", "ResidualBlock", "BLOCKS", "ACTIVATIONS"]
 
@@ -191,8 +191,7 @@ def _check_args(in_dim, n_classes, depth, width, h, block, hidden, act, pool, he
         _positive_int(name, value)
     if hidden is not None:
         _positive_int("hidden", hidden)
-    if not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
-        raise ValueError(f"h (the step factor) must be a finite number > 0, got {h!r}")
+    positive("h (the step factor)", h)
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
     if act not in ACTIVATIONS:

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import torch
 
+from .checks import positive
+
 __all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS", "euler_factor",
            "euler_stability_limit"]
 
@@ -43,7 +45,10 @@ def _as_times(ts) -> list[float]:
         if ts.dim() != 1:
             raise ValueError(f"ts must be 1-D, got shape {tuple(ts.shape)}")
         ts = ts.detach().cpu().tolist()
-    ts = [float(t) for t in ts]
+    try:
+        ts = [float(t) for t in ts]
+    except TypeError:
+        raise ValueError(f"ts must be a 1-D sequence of times, got {ts!r}") from None
     if len(ts) < 1:
         raise ValueError("ts must hold at least one time")
     if not all(math.isfinite(t) for t in ts):
@@ -70,8 +75,7 @@ def time_grid(ts: Sequence[float] | torch.Tensor, dt: float) -> tuple[list[float
     Raises:
         ValueError: ``dt <= 0`` or ``ts`` not strictly increasing.
     """
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dt = positive("dt", dt)
     ts = _as_times(ts)
     # ts often come as float32 (torch.linspace): a gap meant to be dt can miss it by a few
     # float32 ulps of the largest time. Absorb that rather than add a sliver of a step.
@@ -168,7 +172,7 @@ def _jump_sums(law, n_steps, steps, y0, generator):
     counts = counts.contiguous()
     keep = torch.full_like(counts, 1.0 - law.p)
     plus = torch.binomial(counts, keep, generator=generator)
-    return (2 * plus - counts).to(y0.dtype), counts.flatten(1).sum(1)
+    return (2 * plus - counts).to(y0.dtype), counts.reshape(n_steps, -1).sum(1)
 
 
 def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
@@ -261,8 +265,7 @@ def euler_factor(lam: complex, dt: float) -> complex:
     The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
     Fig. 1, with dt = h).
     """
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dt = positive("dt", dt)
     return 1 + lam * dt
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import positive
 from .runtime import pick_device, set_rng_states
 from .solver import DivergenceError
 
@@ -61,8 +62,7 @@ class History:
 def make_optimizer(params, name: str, lr: float, *, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """SGD with momentum (papers' default) or Adam."""
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    lr = positive("lr", lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":

@@ -340,6 +340,8 @@ def _sde():
     (dict(y0=torch.tensor([[float("nan"), 0.0]])), "y0"),
     (dict(y0=torch.tensor([[float("inf"), 0.0]])), "y0"),
     (dict(bm=torch.zeros(3, 1, 2)), "bm"),
+    (dict(dt=True), "dt"), (dict(dt="0.1"), "dt"), (dict(dt=torch.full((2,), 0.1)), "dt"),
+    (dict(ts=1.0), "ts"),
 ])
 def test_bad_input_is_a_clear_value_error(kwargs, match):
     args = dict(sde=_sde(), y0=torch.zeros(1, 2), ts=[0.0, 1.0], dt=0.1) | kwargs
@@ -355,10 +357,53 @@ def test_bad_input_is_a_clear_value_error(kwargs, match):
     (lambda: nl.make_sde(lambda t, y: y, "jump-dropout", p=0.2, rate=-1.0), "rate"),
     (lambda: nl.make_sde(lambda t, y: y, "brownian"), "noise"),
     (lambda: nl.PoissonJump(-2.0), "rate"),
+    (lambda: nl.make_sde(lambda t, y: y, "additive", sigma=True), "sigma"),
+    (lambda: nl.make_sde(lambda t, y: y, "dropout", p=np.float32(1.0)), "p"),
 ])
 def test_bad_noise_parameters_are_clear_value_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_numpy_and_0d_tensor_numbers_are_numbers():
+    """dt, σ and p as NumPy scalars or 0-d tensors give exactly the float answer."""
+    ts, y0 = [0.0, 1.0], torch.ones(4, 2)
+    bm = torch.randn(4, 4, 2) * 0.5
+    expected = nl.sdeint(nl.make_sde(lambda t, y: -y, "multiplicative", sigma=0.5), y0, ts,
+                         dt=0.25, bm=bm)
+    for number in (np.float32, np.float64, torch.tensor):
+        sde = nl.make_sde(lambda t, y: -y, "multiplicative", sigma=number(0.5))
+        got = nl.sdeint(sde, y0, ts, dt=number(0.25), bm=bm)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert nl.make_sde(lambda t, y: y, "dropout", p=np.float64(0.2)).diffusion.p == 0.2
+
+
+def test_scalar_state_with_jumps():
+    """A 0-d state counts its events too: N_T ~ Poisson(λT) in mean and variance."""
+    rate, T = 3.0, 2.0
+    ends = [nl.sdeint(PureJump(nl.PoissonJump(rate, p=0.0)), torch.tensor(0.0), [0.0, T], dt=0.5,
+                      generator=torch.Generator().manual_seed(seed))[-1] for seed in range(2000)]
+    counts = torch.stack(ends)
+    assert counts.shape == (2000,)
+    assert abs(float(counts.mean()) - rate * T) < 0.25  # 4.5 standard errors
+    assert abs(float(counts.var()) - rate * T) < 1.0
+
+
+def test_stochastic_depth_sde_keeps_or_drops_the_whole_residual():
+    """Eq. (5) as a jump: every coordinate of a sample jumps together, by ±½f per event, and
+    the mean change per unit time (one event per unit time) is (1 − p)·f, as stochastic depth."""
+    p, n = 0.3, 50000
+    f = torch.tensor([2.0, -1.0, 0.5])
+    sde = nl.make_sde(lambda t, y: f.expand_as(y), "stochastic-depth", p=p, rate=1.0)
+    gen = torch.Generator().manual_seed(2)
+    y = nl.sdeint(sde, torch.zeros(n, 3), [0.0, 1.0], dt=0.25, generator=gen)[-1]
+    # One sign per sample and event: the state is always (½ + k/2)·f for the sample's net sign sum k.
+    ratio = y / f
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))
+    torch.testing.assert_close(y.mean(0), (1 - p) * f, atol=0.02, rtol=0)  # ≥ 4 standard errors
+    per_element = nl.make_sde(lambda t, y: f.expand_as(y), "jump-dropout", p=p, rate=1.0)
+    y_el = nl.sdeint(per_element, torch.zeros(n, 3), [0.0, 1.0], dt=0.25, generator=gen)[-1]
+    assert not torch.equal(y_el / f, (y_el / f)[:, :1].expand_as(y_el))
 
 
 def test_terms_of_the_wrong_shape_are_named():
