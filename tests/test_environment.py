@@ -1,7 +1,11 @@
 """environment.yml and pyproject.toml must ask for the same packages."""
 import re
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # Python 3.10: the same parser, installed with pytest there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
