@@ -11,7 +11,11 @@ from nsde_lib import attacks as A
 from nsde_lib.data import mnist5k
 from nsde_lib.train import fit
 
-torchattacks = pytest.importorskip("torchattacks")
+
+@pytest.fixture(scope="module")
+def torchattacks():
+    """The maintained implementation of the cross-checks; the sanity tests run without it."""
+    return pytest.importorskip("torchattacks")
 
 DTYPE = torch.float64
 
@@ -98,7 +102,7 @@ def accuracy(model, x, y, ensemble=1, seed=0):
 # --- against torchattacks ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["cnn", "net"])
-def test_pgd_linf_without_random_start_equals_torchattacks(request, model, data):
+def test_pgd_linf_without_random_start_equals_torchattacks(request, model, data, torchattacks):
     model = request.getfixturevalue(model)
     x, y = data[1][0][:16], data[1][1][:16]
     theirs = torchattacks.PGD(model, eps=0.1, alpha=0.01, steps=10, random_start=False)(x, y)
@@ -106,7 +110,7 @@ def test_pgd_linf_without_random_start_equals_torchattacks(request, model, data)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-9)
 
 
-def test_pgd_linf_with_matched_random_start_equals_torchattacks(net, data):
+def test_pgd_linf_with_matched_random_start_equals_torchattacks(net, data, torchattacks):
     x, y = data[1][0][:64], data[1][1][:64]
     torch.manual_seed(5)
     theirs = torchattacks.PGD(net, eps=0.1, alpha=0.02, steps=10, random_start=True)(x, y)
@@ -118,7 +122,8 @@ def test_pgd_linf_with_matched_random_start_equals_torchattacks(net, data):
 
 
 @pytest.mark.parametrize("model", ["cnn", "net"])
-def test_pgd_l2_equals_torchattacks_pgdl2_with_and_without_random_start(request, model, data):
+def test_pgd_l2_equals_torchattacks_pgdl2_with_and_without_random_start(request, model, data,
+                                                                    torchattacks):
     model = request.getfixturevalue(model)
     x, y = data[1][0][:16], data[1][1][:16]
     # torchattacks divides by ‖∇‖ + 1e-10 (of its batch-mean loss), which shortens the steps of
@@ -140,13 +145,13 @@ def test_pgd_l2_equals_torchattacks_pgdl2_with_and_without_random_start(request,
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-9)
 
 
-def test_fgsm_equals_torchattacks(net, data):
+def test_fgsm_equals_torchattacks(net, data, torchattacks):
     x, y = data[1][0][:64], data[1][1][:64]
     theirs = torchattacks.FGSM(net, eps=0.08)(x, y)
     torch.testing.assert_close(A.fgsm(net, x, y, 0.08), theirs, rtol=0, atol=1e-12)
 
 
-def test_our_pgd_is_about_as_strong_as_autoattack_on_a_deterministic_model(net, test32):
+def test_our_pgd_is_about_as_strong_as_autoattack_on_a_deterministic_model(net, test32, torchattacks):
     """AutoAttack (torchattacks' port; version="rand" = APGD-CE + APGD-DLR with 20 EOT draws,
     the official package is not on PyPI) is the reference: PGD-20 must not claim much more
     robustness than it."""
@@ -166,7 +171,7 @@ def test_our_pgd_is_about_as_strong_as_autoattack_on_a_deterministic_model(net, 
 
 
 def test_eot_pgd_matches_autoattack_rand_on_a_noisy_model_and_single_draw_pgd_does_not(
-        sde_net, test32):
+        sde_net, test32, torchattacks):
     """The lesson of obfuscated gradients: against a random model, PGD through one noise draw
     over-reports robustness; EOT-PGD does not, and is no weaker than AutoAttack's randomised
     version (APGD-CE + APGD-DLR, 20 EOT draws each)."""
