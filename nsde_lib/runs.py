@@ -12,7 +12,6 @@ stay float32, see :mod:`nsde_lib.classifier`) and optionally ``torch.compile``.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .augment import AUGMENTS, make_augment
+from .checks import positive
 from .classifier import SDEClassifier, ensemble_accuracy
 from .data import load
 from .runtime import DEVICES, pick_device, rng_states
@@ -33,6 +33,8 @@ __all__ = ["RunConfig", "train_run", "evaluate_run", "load_run", "build_model",
 TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10")
 EVAL_DATASETS = TRAIN_DATASETS + ("cifar10.1",)
 AMP_MODES = ("auto", "bf16", "off")
+# (channels, side) of each data set's images: which test sets a trained model can read.
+IMAGE_SHAPES = {"mnist5k": (1, 28), "cifar10": (3, 32), "cifar10.1": (3, 32), "stl10": (3, 96)}
 NATURAL_IMAGES = ("cifar10", "stl10", "cifar10.1")  # may be flipped; digits may not
 CONFIG, METRICS, CHECKPOINT, EVALS = "config.json", "metrics.jsonl", "checkpoint.pt", "eval.jsonl"
 
@@ -86,11 +88,15 @@ class RunConfig:
             low = 0 if name == "seed" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        positive("lr", self.lr)
         if self.n is not None and (not isinstance(self.n, int) or self.n < 20):
             raise ValueError(f"n must be None or an integer >= 20, got {self.n!r}")
         build_model(self, 1, 10)  # the classifier checks noise, sigma, p, rate, steps, T, ...
+        # A noise of scale 0 is the Neural ODE under another name: say so rather than train it.
+        scale = {"additive": "sigma", "multiplicative": "sigma", "dropout": "p"}.get(self.noise)
+        if scale and getattr(self, scale) == 0:
+            raise ValueError(f"{scale} must be > 0 for noise {self.noise!r} ({scale} = 0 is the "
+                             f"Neural ODE: use noise 'none')")
         return self
 
     def science(self) -> dict:
@@ -386,12 +392,10 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     config, model, checkpoint = load_run(run, device)
     name = dataset or config.dataset
+    if IMAGE_SHAPES[name] != IMAGE_SHAPES[config.dataset]:  # before any download
+        raise ValueError(f"dataset {name!r} does not fit a model trained on {config.dataset!r}")
     dev = pick_device(device)
     _, test = _data(name, config, dev)
-    stem = model.stem.in_channels
-    if test[0].shape[1] != stem or (name != config.dataset and test[0].shape[-1]
-                                    != _data_size(config.dataset)):
-        raise ValueError(f"dataset {name!r} does not fit a model trained on {config.dataset!r}")
     cuda = dev.type == "cuda"
     amp = config.amp == "bf16" or (config.amp == "auto" and cuda)
     torch.manual_seed(seed)
@@ -405,7 +409,3 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
               "acc_no_ttn": clean, "acc_ttn": noisy}
     _append_line(Path(run) / EVALS, result)
     return result
-
-
-def _data_size(dataset: str) -> int:
-    return {"mnist5k": 28, "cifar10": 32, "cifar10.1": 32, "stl10": 96}[dataset]

@@ -117,6 +117,8 @@ def test_finished_run_resume_is_a_no_op(tmp_path, capsys):
     (["train", "--noise", "additive", "--sigma", "-1"], "sigma must be"),
     (["train", "--epochs", "0"], "epochs must be an integer >= 1"),
     (["train", "--noise", "dropout", "--p", "1.5"], "p \\(drop probability\\)"),
+    (["train", "--noise", "multiplicative"], "sigma must be > 0 for noise 'multiplicative'"),
+    (["train", "--noise", "dropout"], "p must be > 0 for noise 'dropout'"),
     (["train", "--resume"], "no run to resume"),
     (["eval", "--ensemble", "0"], "ensemble \\(K\\) must be"),
     (["eval"], "no finished epoch to evaluate"),
@@ -127,6 +129,19 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, match):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert __import__("re").search(match, err), err
+
+
+def test_eval_on_a_test_set_of_another_shape_fails_before_loading_it(tmp_path, capsys,
+                                                                     monkeypatch):
+    run = tmp_path / "digits"
+    assert train(run, "--epochs", "1") == 0
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a test set that cannot fit was loaded (or downloaded)")
+
+    monkeypatch.setattr("nsde_lib.runs._data", no_loading)
+    assert cli.main(["eval", "--run", str(run), "--dataset", "cifar10.1"]) == 2
+    assert "'cifar10.1' does not fit a model trained on 'mnist5k'" in capsys.readouterr().err
 
 
 def test_resume_with_a_different_config_names_the_difference(tmp_path, capsys):
