@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checks import positive
+from .checks import count, positive
 from .solver import DivergenceError
 
 __all__ = ["odeint_dopri5", "SolveStats", "AdaptiveBlock"]
@@ -108,8 +108,7 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
     rtol, atol = positive("rtol", rtol), positive("atol", atol)
     if dt is not None:
         dt = positive("dt (None for adaptive steps)", dt)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    count("max_steps", max_steps)
     stats = stats if stats is not None else SolveStats()
 
     def call(t, y):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import non_negative, positive
+from .checks import count, non_negative, positive
 
 __all__ = ["fgsm", "pgd", "attack_loss", "input_gradient", "project", "uniform_in_ball",
            "NORMS", "OBJECTIVES"]
@@ -49,12 +49,6 @@ def check_norm(norm) -> str:
 def check_eps(eps) -> float:
     """ε as a float, or ``ValueError`` unless it is a finite number ≥ 0."""
     return non_negative("eps", eps)
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def _check_inputs(x, y, bounds):
@@ -256,7 +250,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             ``step_size``, ``x`` outside ``bounds``, mismatched ``y``.
     """
     eps, norm = check_eps(eps), check_norm(norm)
-    steps, eot = _check_count("steps", steps), _check_count("eot", eot)
+    steps, eot = count("steps", steps), count("eot", eot)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if step_size is None:
@@ -269,7 +263,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         raise ValueError(f"random_start as a tensor must have x's shape {tuple(x.shape)}, "
                          f"got {tuple(start.shape)}")
     if batch_size is not None:
-        batch_size = _check_count("batch_size", batch_size)
+        batch_size = count("batch_size", batch_size)
     if eps == 0:
         return x.detach().clone()
     from tqdm.auto import tqdm

@@ -38,3 +38,11 @@ def non_negative(name: str, value) -> float:
     if x is None or not math.isfinite(x) or x < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return x
+
+
+def count(name: str, value, low: int = 1) -> int:
+    """``value`` itself, or ``ValueError`` naming ``name`` unless it is an integer ≥ ``low``
+    (``True``/``False`` are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value

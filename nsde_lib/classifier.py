@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .checks import count, positive
 from .jumps import check_rate
 from .noise import check_p, check_sigma
 from .sde import make_sde
@@ -93,12 +94,6 @@ class ConvDrift(nn.Module):
         return self.norms[3](out)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 class SDEClassifier(nn.Module):
     """Conv stem → SDE block on [0, T] with ``steps`` solver steps → norm → ReLU → pool → linear.
 
@@ -132,14 +127,13 @@ class SDEClassifier(nn.Module):
                  T: float = 1.0, steps: int = 10, method: str = "euler",
                  spectral_norm: bool = False):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("channels", channels)
-        _check_positive_int("steps", steps)
+        count("in_channels", in_channels)
+        count("num_classes", num_classes)
+        count("channels", channels)
+        count("steps", steps)
         if noise not in CLASSIFIER_NOISES:
             raise ValueError(f"noise must be one of {CLASSIFIER_NOISES}, got {noise!r}")
-        if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
-            raise ValueError(f"T must be a finite number > 0, got {T!r}")
+        positive("T", T)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if method == "milstein" and noise == "dropout":
@@ -247,7 +241,7 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
     Raises:
         ValueError: ``K`` is not an integer >= 1.
     """
-    _check_positive_int("K", K)
+    count("K", K)
     passes = 1 if getattr(model, "noise", None) == "none" else K
     probs = 0.0
     for _ in range(passes):
@@ -280,7 +274,7 @@ def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_s
     """
     from tqdm.auto import tqdm
 
-    Ks = [_check_positive_int("K", k) for k in Ks]
+    Ks = [count("K", k) for k in Ks]
     deterministic = not noise or getattr(model, "noise", None) == "none"
     passes = 1 if deterministic else max(Ks)
     device = next(model.parameters()).device

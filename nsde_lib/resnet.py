@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import positive
+from .checks import count, positive
 
 __all__ = ["EulerResNet", "ResidualBlock", "BLOCKS", "ACTIVATIONS"]
 
@@ -179,18 +179,13 @@ def _kaiming(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _positive_int(name: str, value) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def _check_args(in_dim, n_classes, depth, width, h, block, hidden, act, pool, head_pool,
                 init) -> None:
     for name, value in (("in_dim", in_dim), ("n_classes", n_classes), ("depth", depth),
                         ("width", width), ("pool", pool), ("head_pool", head_pool)):
-        _positive_int(name, value)
+        count(name, value)
     if hidden is not None:
-        _positive_int("hidden", hidden)
+        count("hidden", hidden)
     positive("h (the step factor)", h)
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import Forward, check_eps, pgd
+from .checks import count
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 __all__ = ["noise_switch", "predict_proba", "accuracy", "attack_accuracy", "accuracy_vs_eps",
@@ -55,12 +56,6 @@ def _device(model):
     return p.device if p is not None else torch.device("cpu")
 
 
-def _check_k(K):
-    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-        raise ValueError(f"K (ensemble size) must be an integer >= 1, got {K!r}")
-    return K
-
-
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, K: int = 1,
                   forward: Forward | None = None, batch_size: int = 500,
@@ -73,7 +68,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, K: int = 1,
     The noise follows the model's own switch (``noise_on``), untouched here. ``channels_last``
     (default: on a GPU) hands images over in that layout: faster convolutions, same values.
     """
-    _check_k(K)
+    count("K (ensemble size)", K)
     device = _device(model)
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     was = model.training

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .augment import AUGMENTS, make_augment
-from .checks import positive
+from .checks import count, positive
 from .classifier import SDEClassifier, ensemble_accuracy
 from .data import load
 from .runtime import DEVICES, pick_device, rng_states
@@ -84,10 +84,7 @@ class RunConfig:
         if str(self.device).split(":")[0] not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         for name in ("epochs", "batch_size", "seed"):
-            value = getattr(self, name)
-            low = 0 if name == "seed" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            count(name, getattr(self, name), low=0 if name == "seed" else 1)
         positive("lr", self.lr)
         if self.n is not None and (not isinstance(self.n, int) or self.n < 20):
             raise ValueError(f"n must be None or an integer >= 20, got {self.n!r}")
@@ -383,8 +380,7 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
         ValueError: ``ensemble`` < 1, an unknown or incompatible ``dataset``.
         FileNotFoundError: no run at ``run``; ``DatasetMissing``.
     """
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ValueError(f"ensemble (K) must be an integer >= 1, got {ensemble!r}")
+    count("ensemble (K)", ensemble)
     dataset = dataset or None
     if dataset is not None:
         _one_of("dataset", dataset, EVAL_DATASETS)
