@@ -12,7 +12,6 @@ GroupNorm, and a GroupNorm → ReLU → global average pool → linear head.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -171,25 +170,11 @@ class SDEClassifier(nn.Module):
         # the state (and so the noise draw) stays float32 under bf16 autocast
         return _at_least_fp32(self.stem(x))
 
-    def _brownian(self, h0: torch.Tensor, generator):
-        """All increments in one draw; in the state's memory layout (channels_last on GPU)."""
-        if self._sde.diffusion is None:
-            return None
-        if h0.dim() == 4 and not h0.is_contiguous() \
-                and h0.is_contiguous(memory_format=torch.channels_last):
-            B, C, H, W = h0.shape
-            dw = torch.normal(0.0, math.sqrt(self.dt), (self.steps, B, H, W, C),
-                              generator=generator, device=h0.device, dtype=h0.dtype)
-            return dw.permute(0, 1, 4, 2, 3)  # scaled as drawn: one pass over the noise
-        return None  # sdeint draws them (contiguous layout)
-
     def _integrate(self, h0, ts, noise, bm, generator):
         on = self.noise_on if noise is None else bool(noise)
         sde, was = self._sde, self._sde.stochastic
         sde.stochastic = on
-        try:
-            if on and bm is None:
-                bm = self._brownian(h0, generator)
+        try:  # sdeint draws all increments in one call, in h0's memory layout
             with parametrize.cached():  # spectral norm: one power iteration per forward
                 return sdeint(sde, h0, ts, dt=self.dt, method=self.method, bm=bm,
                               generator=generator)

@@ -135,12 +135,20 @@ def _milstein_correction(sde, t, y, g, dw, step):
 
 
 def _brownian(n_steps, steps, y0, generator):
-    """Brownian increments, shape (n_steps, *y0.shape), drawn in one call."""
-    z = torch.randn((n_steps, *y0.shape), generator=generator, dtype=y0.dtype, device=y0.device)
+    """Brownian increments, shape (n_steps, *y0.shape), drawn in one call and in y0's memory
+    layout: channels_last images (the GPU path) keep their layout through every update."""
+    shape, order = (n_steps, *y0.shape), None
+    if y0.dim() == 4 and not y0.is_contiguous() \
+            and y0.is_contiguous(memory_format=torch.channels_last):
+        B, C, H, W = y0.shape
+        shape, order = (n_steps, B, H, W, C), (0, 1, 4, 2, 3)
+    z = torch.randn(shape, generator=generator, dtype=y0.dtype, device=y0.device)
     if max(steps) - min(steps) <= 1e-12 * max(steps):  # one step size: scale by a number
-        return z.mul_(math.sqrt(steps[0]))
-    scale = torch.as_tensor(steps, dtype=y0.dtype, device=y0.device).sqrt()
-    return z.mul_(scale.view(-1, *([1] * y0.dim())))
+        z.mul_(math.sqrt(steps[0]))
+    else:
+        scale = torch.as_tensor(steps, dtype=y0.dtype, device=y0.device).sqrt()
+        z.mul_(scale.view(-1, *([1] * y0.dim())))
+    return z if order is None else z.permute(order)
 
 
 def _check_bm(bm, n_steps, y0):
