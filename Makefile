@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 course: $(STAMP)
-	$(BIN)/python -m nsde_lib.course
+	$(BIN)/python -m coursekit.site
 
 test: $(STAMP) chromium
 	NSDE_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS)
@@ -40,7 +40,7 @@ chromium:
 	fi
 
 lab: $(STAMP)
-	$(BIN)/python -m nsde_lib.lab
+	$(BIN)/python -m coursekit.lab
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

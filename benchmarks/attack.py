@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from nsde_lib.attacks import pgd  # noqa: E402
-from nsde_lib.classifier import SDEClassifier  # noqa: E402
-from nsde_lib.data import mnist5k  # noqa: E402
-from nsde_lib.runtime import pick_device  # noqa: E402
+from nsde_lib import pgd  # noqa: E402
+from nsde_lib import SDEClassifier  # noqa: E402
+from nsde_lib import mnist5k  # noqa: E402
+from nsde_lib import pick_device  # noqa: E402
 
 
 def timed(fn, device):

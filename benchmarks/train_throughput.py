@@ -25,9 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from nsde_lib.classifier import SDEClassifier  # noqa: E402
-from nsde_lib.runs import accelerate  # noqa: E402
-from nsde_lib.runtime import pick_device  # noqa: E402
+from nsde_lib import SDEClassifier  # noqa: E402
+from nsde_lib import accelerate  # noqa: E402
+from nsde_lib import pick_device  # noqa: E402
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.0,

@@ -1,45 +1,34 @@
 """nsde_lib: the library under the course on noise, step size and robust residual networks.
 
-The numerical core is :func:`sdeint`, a fixed-step solver for drift + diffusion + Poisson-jump
-SDEs on states of any shape; :class:`NeuralSDE` and :func:`make_sde` build the models of
-paper 000 from a drift network and a noise preset.
+One flat namespace for the notebooks (``import nsde_lib as nl; nl.sdeint, nl.SDEClassifier``, as
+d2l does), over subpackages by concept, data flowing one way:
+
+* :mod:`nsde_lib.sde` — Brownian increments, the solver :func:`sdeint`, diffusions, jumps,
+  :class:`NeuralSDE` and the noise switch, an adaptive ODE solver;
+* :mod:`nsde_lib.models` — :class:`EulerResNet`, :class:`SDEClassifier`, :class:`Flow2D`,
+  the test-time-noise ensemble;
+* :mod:`nsde_lib.theory` — Euler stability, geometric Brownian motion, convergence orders,
+  Lyapunov exponents, Lipschitz constants, Props. 1–2 of paper 003;
+* :mod:`nsde_lib.train` — data, augmentation, :func:`fit`, run folders, sweeps;
+* :mod:`nsde_lib.robust` — attacks, corruptions, robustness evaluation;
+* :mod:`nsde_lib.course` — figures, sliders, Table 1's layout, exercise checks;
+* :mod:`nsde_lib.checks` (argument checks) and :mod:`nsde_lib.runtime` (device, seeds) under
+  all of them.
 """
-from .jumps import (JumpDropout, PoissonJump, StochasticDepth, compound_poisson_moments,
-                    counting_paths, dropout_block, dropout_block_moments, jump_rewrite_block,
-                    poisson_events)
-from .noise import DIFFUSIONS, Additive, GaussianDropout, Multiplicative, make_diffusion
-from .runtime import device_report, is_quick, pick_device, seed_everything
-from .sde import NOISES, NeuralSDE, make_sde
-from .brownian import TabulatedBrownian, brownian_increments
-from .classifier import SDEClassifier, ensemble_predict
-from .data import load, mnist5k, moons
-from .solver import (METHODS, DivergenceError, euler_factor, euler_stability_limit, sdeint,
-                     time_grid)
-from .stability import (LyapunovEstimate, gbm_lyapunov, gbm_moment_exponent, lipschitz_bound,
-                        local_lipschitz, lyapunov_exponent, perturbation, spectral_norms)
-from .train import History, evaluate, fit
-from .resnet import EulerResNet
-from .propagation import (WeightNormRecorder, jacobian_norms, perturbation_growth, product_bound,
-                          prop1_bound, prop2_bound, state_grad_norms)
-from .sweeps import summarize, sweep
-from . import adaptive, attacks, corruptions, robustness  # noqa: E402  (nl.attacks.pgd, ...)
+from __future__ import annotations
+
+from . import checks, runtime
+from .runtime import *  # noqa: F401,F403
+from .sde import *  # noqa: F401,F403
+from .models import *  # noqa: F401,F403
+from .theory import *  # noqa: F401,F403
+from .train import *  # noqa: F401,F403
+from .robust import *  # noqa: F401,F403
+from .course import *  # noqa: F401,F403
+from . import course, models, robust, sde, theory, train
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "sdeint", "time_grid", "DivergenceError", "METHODS", "TabulatedBrownian",
-    "brownian_increments",
-    "lyapunov_exponent", "LyapunovEstimate", "perturbation", "lipschitz_bound",
-    "spectral_norms", "local_lipschitz", "gbm_lyapunov", "gbm_moment_exponent",
-    "NeuralSDE", "make_sde", "NOISES",
-    "Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
-    "PoissonJump", "JumpDropout", "StochasticDepth", "dropout_block", "jump_rewrite_block",
-    "poisson_events", "counting_paths", "compound_poisson_moments", "dropout_block_moments",
-    "pick_device", "device_report", "is_quick", "seed_everything",
-    "SDEClassifier", "ensemble_predict",
-    "moons", "mnist5k", "load", "fit", "evaluate", "History",
-    "euler_factor", "euler_stability_limit", "EulerResNet", "state_grad_norms", "jacobian_norms",
-    "prop1_bound", "prop2_bound", "product_bound", "perturbation_growth", "WeightNormRecorder",
-    "sweep", "summarize",
-    "adaptive", "attacks", "corruptions", "robustness",
-]
+__all__ = (runtime.__all__ + sde.__all__ + models.__all__ + theory.__all__ + train.__all__
+           + robust.__all__ + course.__all__
+           + ["checks", "runtime", "sde", "models", "theory", "train", "robust", "course"])

@@ -9,7 +9,9 @@ Examples::
     python -m nsde_lib eval --run runs/mult --ensemble 20 --dataset cifar10.1
 
 A run folder holds config.json, metrics.jsonl (one line per epoch), checkpoint.pt and
-eval.jsonl; see :mod:`nsde_lib.runs`. Bad input is reported in one line (exit status 2).
+eval.jsonl; see :mod:`nsde_lib.train.runs`. Every failure is one line on stderr with its own exit
+status: 1 training diverged, 2 bad input, 3 a run folder's file cannot be read (it is named, and
+nothing in the folder is changed), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ import argparse
 import sys
 from dataclasses import asdict, fields
 
-from .augment import AUGMENTS
-from .classifier import CLASSIFIER_NOISES
-from .data import DatasetMissing
-from .runs import AMP_MODES, EVAL_DATASETS, TRAIN_DATASETS, RunConfig, evaluate_run, train_run
+from .models.classifier import CLASSIFIER_NOISES
 from .runtime import DEVICES
+from .train.augment import AUGMENTS
+from .train.data import DatasetMissing
+from .train.runs import (AMP_MODES, EVAL_DATASETS, TRAIN_DATASETS, RunConfig, RunFolderError,
+                         evaluate_run, read_config, train_run)
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_DIVERGED", "EXIT_BAD_INPUT", "EXIT_RUN_FOLDER"]
+
+EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_RUN_FOLDER = 1, 2, 3
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -87,19 +92,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    import json
     from pathlib import Path
 
     given = {f.name: getattr(args, f.name) for f in fields(RunConfig)
              if getattr(args, f.name) is not None}
     base = asdict(RunConfig())
-    stored = Path(args.out) / "config.json"
-    if args.resume and stored.is_file():
-        base = json.loads(stored.read_text())  # options not given come from the run
+    if args.resume and (Path(args.out) / "config.json").exists():
+        base = read_config(args.out)  # options not given come from the run
     config = RunConfig.from_dict(base | given)
     history = train_run(config, args.out, resume=args.resume, progress=not args.no_progress)
     if history.diverged:
-        return 1
+        return EXIT_DIVERGED
     if history.epochs:
         last = history.epochs[-1]
         print(f"{args.out}: epoch {last['epoch']}/{config.epochs}, loss {last['loss']:.4f}, "
@@ -118,13 +121,17 @@ def _eval(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 diverged, 2 bad input)."""
+    """Run the command line; returns the exit status (0 ok, 1 diverged, 2 bad input, 3 a run
+    folder's file cannot be read, 130 interrupted)."""
     args = _parser().parse_args(argv)
     try:
         return _train(args) if args.command == "train" else _eval(args)
-    except (ValueError, FileExistsError, FileNotFoundError, DatasetMissing) as err:
+    except RunFolderError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_RUN_FOLDER
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError, DatasetMissing) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted; continue with --resume (at most the unfinished epoch is lost)",
               file=sys.stderr)

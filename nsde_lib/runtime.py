@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 import platform
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "device_report", "is_quick", "seed_everything", "DEVICES",
-           "rng_states", "set_rng_states"]
+__all__ = ["pick_device", "device_of", "device_report", "is_quick", "seed_everything",
+           "DEVICES", "rng_states", "set_rng_states", "forked_rng"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -38,6 +39,12 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
                               and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was asked for but is not available; use 'auto' or 'cpu'")
     return torch.device(device)
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (the CPU for a module without parameters)."""
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def device_report() -> dict:
@@ -78,3 +85,18 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["cpu"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextmanager
+def forked_rng(seed: int | None, device=None):
+    """Draw from torch's RNG seeded with ``seed`` inside the block, and leave the caller's random
+    stream as it was afterwards (``torch.random.fork_rng``; the CUDA state too when ``device`` is
+    a GPU). ``seed=None``: no fork, the global stream as it is."""
+    if seed is None:
+        yield
+        return
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

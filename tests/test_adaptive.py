@@ -9,7 +9,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import nsde_lib as nl
-from nsde_lib.adaptive import AdaptiveBlock, SolveStats, odeint_dopri5
+from nsde_lib import AdaptiveBlock, SolveStats, odeint_dopri5
 
 DTYPE = torch.float64
 

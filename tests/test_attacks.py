@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import nsde_lib as nl
-from nsde_lib import attacks as A
-from nsde_lib.data import mnist5k
-from nsde_lib.train import fit
+from nsde_lib.robust import attacks as A
+from nsde_lib import mnist5k
+from nsde_lib import fit
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +45,22 @@ class TinySDENet(nn.Module):
         super().__init__()
         self.stem = nn.Linear(28 * 28, width)
         self.f = nn.Sequential(nn.Tanh(), nn.Linear(width, width))
-        self.sde = nl.make_sde(lambda t, h: self.f(h), "multiplicative", sigma=sigma)
+        self.sde = nl.make_sde(lambda t, y: self.f(y), "multiplicative", sigma=sigma)
         self.head = nn.Linear(width, 10)
-        self.steps, self.noise_on = steps, True
+        self.steps = steps
+
+    @property
+    def noise_on(self):
+        return self.sde.noise_on
+
+    @noise_on.setter
+    def noise_on(self, on):
+        self.sde.noise_on = on
 
     def forward(self, x):
-        self.sde.stochastic = self.noise_on
-        h0 = self.stem(x.flatten(1))
-        h = nl.sdeint(self.sde, h0, [0.0, 1.0], dt=1.0 / self.steps)[-1]
-        return self.head(h)
+        y0 = self.stem(x.flatten(1))
+        y = nl.sdeint(self.sde, y0, [0.0, 1.0], dt=1.0 / self.steps)[-1]
+        return self.head(y)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nsde_lib.augment import make_augment, random_crop_flip
+from nsde_lib import make_augment, random_crop_flip
 
 
 def _which_crop(out, img, padding):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nsde_lib.lab import running_lab
+from coursekit.lab import running_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import torchsde
 
 import nsde_lib as nl
-from nsde_lib.classifier import (CLASSIFIER_NOISES, SDEClassifier, TimeConv2d,
+from nsde_lib import (CLASSIFIER_NOISES, SDEClassifier, TimeConv2d,
                                  ensemble_predict)
 
 
@@ -177,10 +177,11 @@ def test_noise_is_on_in_eval_mode_and_off_only_when_asked(noise):
     c, d = model(x, noise=False), model(x, noise=False)
     assert torch.equal(c, d)
     model.noise_on = False
+    assert not model.sde.noise_on, "one switch: the model's is its NeuralSDE's"
     model.train()  # training mode does not switch it back on
     assert torch.equal(model(x), c)
     assert not torch.allclose(model(x, noise=True), c)
-    assert model.sde.stochastic, "the switch must not leak into the shared NeuralSDE"
+    assert not model.noise_on, "noise=True for one call leaves the switch as it was"
 
 
 @pytest.mark.parametrize("noise", ["additive", "multiplicative", "dropout"])
@@ -210,16 +211,22 @@ def test_generator_and_shared_paths_are_reproducible():
 # --- test-time-noise ensembles ------------------------------------------------------------------
 
 def test_ensemble_is_the_mean_softmax_of_K_noisy_passes():
+    """K draws go through as one batch of K·B images, draw k at rows k·B .. k·B + B − 1."""
     model = small("dropout").eval()
     x = images()
     torch.manual_seed(11)
     with torch.no_grad():
         ens = ensemble_predict(model, x, 5)
+        torch.manual_seed(11)
+        running = ensemble_predict(model, x, 5, running=True)
     torch.manual_seed(11)
     with torch.no_grad():
-        manual = torch.stack([F.softmax(model(x, noise=True), 1) for _ in range(5)]).mean(0)
-    torch.testing.assert_close(ens, manual.to(ens.dtype), rtol=1e-6, atol=1e-7)
+        draws = F.softmax(model(x.repeat(5, 1, 1, 1), noise=True), 1).view(5, len(x), -1)
+    torch.testing.assert_close(ens, draws.mean(0).to(ens.dtype), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(ens.sum(1), torch.ones(3, dtype=ens.dtype))
+    for k in range(1, 6):  # the running means are the ensembles of the first k draws
+        torch.testing.assert_close(running[k - 1], draws[:k].mean(0).to(ens.dtype))
+    assert not torch.allclose(draws[0], draws[1])  # the draws differ
 
 
 def test_ensemble_spread_shrinks_like_one_over_sqrt_K():

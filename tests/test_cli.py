@@ -1,7 +1,6 @@
 """`python -m nsde_lib train / eval` on MNIST-5k at tiny size: run folders, exact resume after an
 interruption, no overwriting, atomic weights-only checkpoints, one-line errors."""
 import json
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import nsde_lib.train
+import nsde_lib as nl
+import nsde_lib.train.loop
 from nsde_lib import cli
-from nsde_lib.data import mnist5k
-from nsde_lib.runs import load_checkpoint, load_run, save_checkpoint
+from nsde_lib import mnist5k
+from nsde_lib import load_checkpoint, load_run, save_checkpoint
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     assert train(tmp_path / "whole", *args) == 0
 
     calls = {"n": 0}
-    evaluate = nsde_lib.train.evaluate
+    evaluate = nsde_lib.train.loop.evaluate
 
     def crash_in_epoch_3(*a, **k):  # the machine dies at the end of epoch 3's training
         calls["n"] += 1
@@ -72,12 +72,12 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
             raise KeyboardInterrupt
         return evaluate(*a, **k)
 
-    monkeypatch.setattr(nsde_lib.train, "evaluate", crash_in_epoch_3)
+    monkeypatch.setattr(nsde_lib.train.loop, "evaluate", crash_in_epoch_3)
     cut = tmp_path / "cut"
     assert train(cut, *args) == 130
     assert [m["epoch"] for m in lines(cut / "metrics.jsonl")] == [1, 2]  # epoch 3 lost, no more
     assert load_checkpoint(cut / "checkpoint.pt")["epoch"] == 2
-    monkeypatch.setattr(nsde_lib.train, "evaluate", evaluate)
+    monkeypatch.setattr(nsde_lib.train.loop, "evaluate", evaluate)
 
     # resume from the run's own config: only --out is needed
     assert cli.main(["train", "--resume", "--no-progress", "--out", str(cut)]) == 0
@@ -139,7 +139,7 @@ def test_eval_on_a_test_set_of_another_shape_fails_before_loading_it(tmp_path, c
     def no_loading(*args, **kwargs):
         raise AssertionError("a test set that cannot fit was loaded (or downloaded)")
 
-    monkeypatch.setattr("nsde_lib.runs._data", no_loading)
+    monkeypatch.setattr("nsde_lib.train.runs._data", no_loading)
     assert cli.main(["eval", "--run", str(run), "--dataset", "cifar10.1"]) == 2
     assert "'cifar10.1' does not fit a model trained on 'mnist5k'" in capsys.readouterr().err
 
@@ -177,7 +177,7 @@ def test_checkpoints_are_atomic_and_weights_only(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left
 
     torch.save({"payload": Path("not a tensor")}, tmp_path / "evil.pt")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(nl.RunFolderError, match="evil.pt .*weights-only load refused"):
         load_checkpoint(tmp_path / "evil.pt")
 
 

@@ -11,8 +11,8 @@ import scipy.signal
 import torch
 from PIL import Image
 
-from nsde_lib import corruptions as C
-from nsde_lib.data import mnist5k
+from nsde_lib.robust import corruptions as C
+from nsde_lib import mnist5k
 
 
 @pytest.fixture(scope="module")

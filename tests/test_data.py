@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import nsde_lib as nl
-from nsde_lib.data import mnist5k_path, stratified_split
+from nsde_lib import mnist5k_path, stratified_split
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from torchvision.datasets import CIFAR10
 
 from nsde_lib import cli
-from nsde_lib.data import DatasetMissing, cifar10, cifar10_1, load, stl10
+from nsde_lib import DatasetMissing, cifar10, cifar10_1, load, stl10
 
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

@@ -7,9 +7,9 @@ import torch
 import torchsde
 
 import nsde_lib as nl
-from nsde_lib.convergence import GBM, fit_order, gbm_errors, gbm_exact, gbm_mean_euler
-from nsde_lib.flow2d import Flow2D
-from nsde_lib.plotting import (band_figure, binned, histogram_figure, poisson_figure, set_bands,
+from nsde_lib import GBM, fit_order, gbm_errors, gbm_exact, gbm_mean_euler
+from nsde_lib import Flow2D
+from nsde_lib import (band_figure, binned, histogram_figure, poisson_figure, set_bands,
                                set_histograms, set_poisson)
 
 
@@ -119,7 +119,7 @@ def test_flow2d_runs_the_same_under_torchsde():
     grid = nl.time_grid([0.0, 1.0], 0.1)[0]
     dw = torch.randn(10, 6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 0.1 ** 0.5
     ours = model.trajectories(x, [0.0, 1.0], bm=dw)
-    theirs = torchsde.sdeint(model.sde(), x, torch.tensor([0.0, 1.0], dtype=torch.float64),
+    theirs = torchsde.sdeint(model.sde, x, torch.tensor([0.0, 1.0], dtype=torch.float64),
                              bm=nl.TabulatedBrownian(grid, dw), dt=0.1, method="euler")
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
 

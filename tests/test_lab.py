@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from nsde_lib import lab
+from coursekit import lab
 
 
 def test_the_command_binds_loopback_and_carries_the_token(tmp_path):

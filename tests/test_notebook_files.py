@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nsde_lib.course import CHECK_TAG, course_notebooks
+from coursekit.site import CHECK_TAG, course_notebooks
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CHAPTERS = course_notebooks(NOTEBOOKS)

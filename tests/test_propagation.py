@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import nsde_lib as nl
-from nsde_lib.propagation import block_weight_norms, kept_state
-from nsde_lib.resnet import EulerResNet
+from nsde_lib import block_weight_norms, kept_state
+from nsde_lib import EulerResNet
 
 pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 

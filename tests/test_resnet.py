@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 import nsde_lib as nl
-from nsde_lib.resnet import EulerResNet
-from nsde_lib.train import block_grad_norms
+from nsde_lib import EulerResNet
+from nsde_lib import block_grad_norms
 
 pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nsde_lib import course
+from coursekit import site as course
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -27,7 +27,7 @@ go.Figure(go.Bar(x=["a", "b"], y=[3, 5]), layout_title_text="a static bar chart"
 SLIDER_CELL = """\
 import numpy as np
 import plotly.graph_objects as go
-from nsde_lib.widgets import live, slider
+from nsde_lib import live, slider
 fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
 amp = slider("amplitude a", 1.0, 0.0, 5.0, 0.5)
 
@@ -160,7 +160,7 @@ def test_sync_figure_state_stores_what_the_figure_shows_now():
     import numpy as np
     import plotly.graph_objects as go
 
-    from nsde_lib.widgets import sync_figure_state
+    from nsde_lib import sync_figure_state
 
     fig = go.FigureWidget(go.Scatter(y=[0.0, 0.0]))
     fig.data[0].y = np.array([2.0, 7.0])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import nsde_lib as nl
-from nsde_lib.stability import critical_moment_order, operator_norm
+from nsde_lib import critical_moment_order, operator_norm
 
 pytestmark = pytest.mark.usefixtures("float64")  # numbers compared in float64
 
@@ -86,7 +86,7 @@ def test_window_and_norm_over_state_dimensions():
     for method in ("fit", "endpoint"):
         est = nl.lyapunov_exponent(paths, ts, method=method, t_min=1.0, t_max=2.5)
         torch.testing.assert_close(est.per_path, torch.full((2,), -2.0))
-    logs = nl.stability.log_norms(paths)
+    logs = nl.log_norms(paths)
     torch.testing.assert_close(logs[0], torch.tensor([math.log(5.0), math.log(math.hypot(.5, .1))]))
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import nsde_lib as nl
-from nsde_lib.plotting import sweep_figure
-from nsde_lib.solver import euler_factor, euler_stability_limit
-from nsde_lib.train import History
+from nsde_lib import sweep_figure
+from nsde_lib import euler_factor, euler_stability_limit
+from nsde_lib import History
 
 
 def fake_history(acc=None, diverged_at=None):

@@ -1,8 +1,8 @@
 """Table 1's layout: the paper's numbers, mean ± sample std over seeds, "–" where no TTN."""
 import numpy as np
 
-from nsde_lib.plotting import curves_figure
-from nsde_lib.table1 import PAPER_TABLE1, mean_spread, table1_figure, table1_rows, table1_text
+from nsde_lib import curves_figure
+from nsde_lib import PAPER_TABLE1, mean_spread, table1_figure, table1_rows, table1_text
 
 
 def test_mean_and_sample_spread_in_percent():

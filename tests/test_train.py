@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import nsde_lib as nl
-from nsde_lib.resnet import EulerResNet
-from nsde_lib.train import block_grad_norms
+from nsde_lib import EulerResNet
+from nsde_lib import block_grad_norms
 
 
 @pytest.fixture(scope="module")

@@ -6,46 +6,16 @@ into those of the coarser ones, so the errors at different ``dt`` differ only by
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .solver import METHODS, sdeint
+from .. import checks
+from ..sde.brownian import brownian_increments
+from ..sde.solver import METHODS, sdeint
+from .gbm import GBM, gbm_exact
 
-__all__ = ["GBM", "gbm_exact", "gbm_mean_euler", "gbm_errors", "fit_order"]
-
-
-class GBM:
-    """dx = μx dt + σx dB with torchsde's contract (so torchsde can run it too)."""
-
-    noise_type, sde_type = "diagonal", "ito"
-
-    def __init__(self, mu: float = 1.0, sigma: float = 1.0):
-        self.mu, self.sigma = float(mu), float(sigma)
-
-    def f(self, t, y):
-        return self.mu * y
-
-    def g(self, t, y):
-        return self.sigma * y
-
-
-def gbm_exact(x0, mu: float, sigma: float, t, w):
-    """x_t = x_0·exp((μ − σ²/2)·t + σ·W_t), elementwise (tensors or floats)."""
-    if isinstance(w, torch.Tensor):
-        return x0 * torch.exp((mu - sigma ** 2 / 2) * t + sigma * w)
-    return x0 * np.exp((mu - sigma ** 2 / 2) * t + sigma * np.asarray(w))
-
-
-def gbm_mean_euler(x0: float, mu: float, T: float, dt: float) -> float:
-    """E[x_T] of Euler–Maruyama (and of Milstein) on GBM: x_0·(1 + μ·dt)^{T/dt}.
-
-    Each step multiplies by a factor whose mean is 1 + μ·dt, independently of the past; the
-    exact mean is x_0·e^{μT}, so the weak error is first order in dt.
-    """
-    return x0 * (1 + mu * dt) ** round(T / dt)
+__all__ = ["gbm_errors", "fit_order"]
 
 
 def _dyadic_counts(dts, T):
@@ -84,15 +54,13 @@ def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0:
         ``weak_se`` is the standard error of the weak-error estimate.
     """
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {m!r}")
-    if not (isinstance(n_paths, int) and n_paths >= 2):
-        raise ValueError(f"n_paths must be an integer >= 2, got {n_paths!r}")
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+        checks.one_of("method", m, METHODS)
+    checks.count("n_paths", n_paths, low=2)
+    checks.count("chunk_size", chunk_size)
     dts = [float(dt) for dt in dts]
     counts, finest = _dyadic_counts(dts, T)
     sde = GBM(mu, sigma)
+    fine_grid = [T * k / finest for k in range(finest + 1)]
     # sums over chunks of paths: E|d|, E[d], E[d²] per method and dt, d = X^dt_T − x_T
     sums = {m: np.zeros((3, len(dts))) for m in methods}
     starts = range(0, n_paths, chunk_size)
@@ -100,8 +68,7 @@ def gbm_errors(dts, *, methods=METHODS, mu: float = 1.0, sigma: float = 1.0, x0:
                leave=False)
     for start in starts:
         size = min(chunk_size, n_paths - start)
-        dw = torch.randn(finest, size, generator=generator, dtype=torch.float64)
-        dw = dw * math.sqrt(T / finest)
+        dw = brownian_increments(fine_grid, (size,), generator=generator)  # (finest, size)
         exact = gbm_exact(x0, mu, sigma, T, dw.sum(0))
         y0 = torch.full((size,), float(x0), dtype=torch.float64)
         for method in methods:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .runtime import pick_device
+from .. import checks
+from ..runtime import pick_device
 
 __all__ = ["moons", "mnist5k", "mnist5k_path", "stratified_split", "load", "LOADERS",
            "cifar10", "stl10", "cifar10_1", "data_root", "DatasetMissing", "CIFAR10_1_URL"]
@@ -32,8 +34,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
         ValueError: ``test_fraction`` outside (0, 1), or a class too small to give at least one
             example to each side.
     """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    checks.open_unit("test_fraction", test_fraction)
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(y):
@@ -61,10 +62,9 @@ def moons(n_train: int = 1000, n_test: int = 1000, *, noise: float = 0.2, seed: 
     """
     from sklearn.datasets import make_moons
 
-    if n_train < 2 or n_test < 2:
-        raise ValueError(f"n_train and n_test must be >= 2, got {n_train}, {n_test}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    checks.count("n_train", n_train, low=2)
+    checks.count("n_test", n_test, low=2)
+    checks.non_negative("noise", noise)
     device = pick_device(device)
     out = []
     for n, s in ((n_train, seed), (n_test, seed + 1)):
@@ -119,8 +119,7 @@ def mnist5k(*, test_fraction: float = 0.2, seed: int = 0, device="cpu", n: int |
     """
     x, y = _read_mnist5k(Path(path) if path else mnist5k_path())
     if n is not None:
-        if n < 20:
-            raise ValueError(f"n must be >= 20 (two images per class), got {n}")
+        checks.count("n", n, low=20)  # two images per class at least
         keep = np.concatenate([np.flatnonzero(y == c)[: max(2, n // 10)] for c in range(10)])
         x, y = x[keep], y[keep]
     train, test = stratified_split(y, test_fraction, seed)
@@ -146,7 +145,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root)
     if os.environ.get("NSDE_DATA"):
         return Path(os.environ["NSDE_DATA"])
-    return Path(__file__).resolve().parent.parent / "data"
+    return Path(__file__).resolve().parents[2] / "data"
 
 
 class _Timeout:
@@ -191,8 +190,7 @@ def _torchvision_set(cls, name: str, root: Path, download: bool, url: str, **kwa
 def _image_pairs(x_train, y_train, x_test, y_test, n, device) -> tuple[Pair, Pair]:
     """uint8 NCHW arrays → float32 tensors in [0, 1] on ``device``; first ``n`` of each split."""
     if n is not None:
-        if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        checks.count("n", n)
         x_train, y_train, x_test, y_test = x_train[:n], y_train[:n], x_test[:n], y_test[:n]
     device = pick_device(device)
     out = []
@@ -299,8 +297,31 @@ LOADERS = {"moons": moons, "mnist5k": mnist5k, "cifar10": cifar10, "stl10": stl1
            "cifar10.1": cifar10_1}
 
 
-def load(name: str, **kwargs) -> tuple[Pair, Pair]:
-    """Load a data set by name (one of :data:`LOADERS`)."""
-    if name not in LOADERS:
-        raise ValueError(f"dataset must be one of {tuple(LOADERS)}, got {name!r}")
-    return LOADERS[name](**kwargs)
+def load(name: str, *, n_train: int | None = None, n_test: int | None = None, pool: int = 1,
+         **kwargs) -> tuple[Pair, Pair]:
+    """Load a data set by name (one of :data:`LOADERS`), shrunk for a laptop if asked.
+
+    Args:
+        name: the data set.
+        n_train, n_test: keep the first ``n_train`` training and ``n_test`` test examples (the
+            splits are shuffled, so the first ones are a random subset).
+        pool: average ``pool × pool`` pixel blocks of every image (28×28 MNIST → 14×14 for 2):
+            each forward pass gets ``pool²`` times cheaper.
+        **kwargs: for the loader (``device``, ``seed``, ...).
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))`` as the loader gives them, shrunk.
+    """
+    checks.one_of("dataset", name, tuple(LOADERS))
+    pool = checks.count("pool", pool)
+    train, test = LOADERS[name](**kwargs)
+    out = []
+    for (x, y), n, split in ((train, n_train, "n_train"), (test, n_test, "n_test")):
+        if n is not None:
+            n = checks.count(split, n)
+            x, y = x[:n], y[:n]
+        if pool > 1:
+            checks.images("x", x, min_size=pool)
+            x = F.avg_pool2d(x, pool)
+        out.append((x, y))
+    return out[0], out[1]

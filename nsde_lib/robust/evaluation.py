@@ -9,93 +9,21 @@ caller's random stream is left alone.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .attacks import Forward, check_eps, pgd
-from .checks import count
+from .. import checks
+from ..models.ensemble import Forward, accuracy
+from ..runtime import device_of, forked_rng
+from ..sde.brownian import brownian_increments
+from .attacks import pgd
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
-__all__ = ["noise_switch", "predict_proba", "accuracy", "attack_accuracy", "accuracy_vs_eps",
-           "corruption_accuracy", "corruption_table", "hidden_state_gap"]
-
-
-@contextmanager
-def noise_switch(model: nn.Module, on: bool):
-    """Set ``model.noise_on`` for the duration of a block, then restore it.
-
-    Raises:
-        ValueError: the model has no ``noise_on`` switch.
-    """
-    if not hasattr(model, "noise_on"):
-        raise ValueError(f"{type(model).__name__} has no noise_on attribute to switch")
-    was = model.noise_on
-    model.noise_on = bool(on)
-    try:
-        yield model
-    finally:
-        model.noise_on = was
-
-
-@contextmanager
-def _seeded(seed: int | None, device):
-    devices = [device] if device is not None and device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
-
-
-def _device(model):
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, x: torch.Tensor, *, K: int = 1,
-                  forward: Forward | None = None, batch_size: int = 500,
-                  seed: int | None = None, channels_last: bool | None = None
-                  ) -> torch.Tensor:
-    """Mean softmax over ``K`` passes, ``(B, n_classes)``, in ``eval()`` mode.
-
-    Each forward holds at most ``batch_size`` images: ``batch_size // K`` test images, each
-    repeated for the K noise draws (one batched call, and activations that stay in cache).
-    The noise follows the model's own switch (``noise_on``), untouched here. ``channels_last``
-    (default: on a GPU) hands images over in that layout: faster convolutions, same values.
-    """
-    count("K (ensemble size)", K)
-    device = _device(model)
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
-    was = model.training
-    model.eval()
-    out = []
-    try:
-        with _seeded(seed, device):
-            chunk = max(1, batch_size // K)
-            for i in range(0, len(x), chunk):
-                xb = x[i:i + chunk].to(device)
-                stacked = xb.repeat(K, *([1] * (xb.dim() - 1))) if K > 1 else xb
-                if channels_last and stacked.dim() == 4:
-                    stacked = stacked.contiguous(memory_format=torch.channels_last)
-                logits = model(stacked) if forward is None else forward(model, stacked)
-                probs = F.softmax(logits.float(), dim=1).view(K, len(xb), -1).mean(0)
-                out.append(probs)
-    finally:
-        model.train(was)
-    return torch.cat(out)
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, K: int = 1,
-             forward: Forward | None = None, batch_size: int = 500, seed: int | None = 0
-             ) -> float:
-    """Share of ``x`` whose ``K``-pass mean prediction is ``y`` (see :func:`predict_proba`)."""
-    probs = predict_proba(model, x, K=K, forward=forward, batch_size=batch_size, seed=seed)
-    return float((probs.argmax(1).cpu() == y.cpu()).double().mean())
+__all__ = ["attack_accuracy", "accuracy_vs_eps", "corruption_accuracy", "corruption_table",
+           "hidden_state_gap"]
 
 
 def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
@@ -113,9 +41,9 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     Returns:
         The accuracy, or ``(accuracy, x_adv)`` with ``return_adv``.
     """
-    device = _device(model)
+    device = device_of(model)
     x, y = x.to(device), y.to(device)
-    with _seeded(seed, device):
+    with forked_rng(seed, device):
         gen = torch.Generator(device=device).manual_seed(seed)
         adv = pgd(model, x, y, eps, norm=norm, steps=steps, step_size=step_size, eot=eot,
                   objective=objective, forward=forward,
@@ -133,7 +61,7 @@ def accuracy_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Seq
     """
     from tqdm.auto import tqdm
 
-    eps = [check_eps(e) for e in eps]
+    eps = [checks.eps(e) for e in eps]
     return [attack_accuracy(model, x, y, e, **kwargs) if e > 0 else
             accuracy(model, x, y, K=kwargs.get("K", 1), forward=kwargs.get("forward"),
                      seed=kwargs.get("seed", 0) + 1)
@@ -172,7 +100,7 @@ def corruption_table(predictors: dict, x: torch.Tensor, y: torch.Tensor, *,
     """
     from tqdm.auto import tqdm
 
-    device = _device(next(iter(predictors.values()))[0])
+    device = device_of(next(iter(predictors.values()))[0])
     x = x.to(device)
     out = {label: np.zeros((len(names), len(severities))) for label in predictors}
     pairs = [(i, n, j, s) for i, n in enumerate(names) for j, s in enumerate(severities)]
@@ -191,7 +119,7 @@ def corruption_table(predictors: dict, x: torch.Tensor, y: torch.Tensor, *,
 def hidden_state_gap(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
                      noise: bool | None = None, seed: int = 0,
                      relative: bool = False) -> torch.Tensor:
-    """ε_t = ‖h_t(x_adv) − h_t(x)‖ over the block's depth, one shared noise path (Fig. 7).
+    """ε_t = ‖y_t(x_adv) − y_t(x)‖ over the block's depth, one shared noise path (Fig. 7).
 
     Both inputs are integrated with the same Brownian increments (paper 000, eq. 13 assumes
     B_t = B'_t), so ε_t measures the input perturbation, not two different noise draws.
@@ -202,25 +130,25 @@ def hidden_state_gap(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
         x, x_adv: clean and perturbed images ``(B, C, H, W)``.
         noise: draw the noise (default: the model's ``noise_on``).
         seed: seeds the shared Brownian path.
-        relative: divide by ‖h_t(x)‖ (each image) instead of the absolute l2 norm.
+        relative: divide by ‖y_t(x)‖ (each image) instead of the absolute l2 norm.
 
     Returns:
         ``(steps + 1, B)``: the l2 norm over (C, H, W) of the difference, per time and image.
     """
-    device = _device(model)
+    device = device_of(model)
     x, x_adv = x.to(device), x_adv.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     dtype = next(model.parameters()).dtype
-    bm = torch.randn(model.brownian_shape(x), generator=gen, device=device, dtype=dtype)
-    bm = bm * (model.T / model.steps) ** 0.5
+    bm = brownian_increments(model.times, model.brownian_shape(x)[1:], generator=gen,
+                             dtype=dtype, device=device)
     was = model.training
     model.eval()
     try:  # jumps (if any) come from a generator: the same seed gives both the same events
-        h = model.hidden_states(x, noise=noise, bm=bm,            # (steps + 1, B, C, H, W)
+        y = model.hidden_states(x, noise=noise, bm=bm,            # (steps + 1, B, C, H, W)
                                 generator=torch.Generator(device=device).manual_seed(seed + 1))
-        h_adv = model.hidden_states(x_adv, noise=noise, bm=bm,
+        y_adv = model.hidden_states(x_adv, noise=noise, bm=bm,
                                     generator=torch.Generator(device=device).manual_seed(seed + 1))
     finally:
         model.train(was)
-    gap = (h_adv - h).flatten(2).norm(dim=2)                     # (steps + 1, B)
-    return gap / h.flatten(2).norm(dim=2).clamp_min(1e-12) if relative else gap
+    gap = (y_adv - y).flatten(2).norm(dim=2)                     # (steps + 1, B)
+    return gap / y.flatten(2).norm(dim=2).clamp_min(1e-12) if relative else gap

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import positive
-from .runtime import pick_device, set_rng_states
-from .solver import DivergenceError
+from .. import checks
+from ..checks import count, positive
+from ..runtime import pick_device, set_rng_states
+from ..sde.solver import DivergenceError
 
 __all__ = ["fit", "evaluate", "History", "make_optimizer", "make_schedule",
            "OPTIMIZERS", "SCHEDULES", "block_grad_norms"]
@@ -63,11 +64,10 @@ def make_optimizer(params, name: str, lr: float, *, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """SGD with momentum (papers' default) or Adam."""
     lr = positive("lr", lr)
+    checks.one_of("optimizer (or a torch optimizer)", name, OPTIMIZERS)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a torch optimizer, got {name!r}")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 def make_schedule(optimizer, schedule, epochs: int):
@@ -163,12 +163,11 @@ def fit(model: nn.Module, train, test=None, *, epochs: int, optimizer="sgd", lr:
     """
     from tqdm.auto import tqdm
 
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if max_loss is not None and not max_loss > 0:
-        raise ValueError(f"max_loss must be > 0 or None, got {max_loss!r}")
+    count("epochs", epochs)
+    count("batch_size", batch_size)
+    count("start_epoch", start_epoch, low=0)
+    if max_loss is not None:
+        positive("max_loss (or None)", max_loss)
     device = pick_device(device)
     model.to(device)
     torch.manual_seed(seed)

@@ -18,19 +18,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .checks import count, positive
-from .jumps import check_rate
-from .noise import check_p, check_sigma
-from .sde import make_sde
-from .solver import METHODS, sdeint
+from .. import checks
+from ..checks import count, positive
+from ..sde.adaptive import SolveStats, odeint_dopri5
+from ..sde.neural_sde import make_sde, noise_switch
+from ..sde.solver import METHODS, sdeint
 
-__all__ = ["SDEClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm", "ensemble_predict",
-           "ensemble_accuracy", "CLASSIFIER_NOISES"]
+__all__ = ["SDEClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm", "AdaptiveBlock",
+           "CLASSIFIER_NOISES", "at_least_fp32"]
 
 CLASSIFIER_NOISES = ("none", "additive", "multiplicative", "dropout", "jump-dropout")
 
 
-def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """float16/bfloat16 → float32; float32 and float64 pass unchanged (tests run in float64)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
@@ -46,7 +46,7 @@ class FP32GroupNorm(nn.GroupNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            return super().forward(_at_least_fp32(x))
+            return super().forward(at_least_fp32(x))
 
 
 class TimeConv2d(nn.Conv2d):
@@ -70,7 +70,7 @@ class TimeConv2d(nn.Conv2d):
 
 
 class ConvDrift(nn.Module):
-    """The drift f(t, h): three (norm → ReLU → time-conv), then a closing norm (reference model).
+    """The drift f(t, y): three (norm → ReLU → time-conv), then a closing norm (reference model).
 
     Args:
         channels: C of the state ``(B, C, H, W)``.
@@ -86,8 +86,8 @@ class ConvDrift(nn.Module):
             convs = [nn.utils.parametrizations.spectral_norm(c) for c in convs]
         self.convs = nn.ModuleList(convs)
 
-    def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        out = h  # (B, C, H, W)
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = y  # (B, C, H, W)
         for norm, conv in zip(self.norms, self.convs):
             out = conv(t, F.relu(norm(out)))
         return self.norms[3](out)
@@ -100,7 +100,7 @@ class SDEClassifier(nn.Module):
         in_channels: image channels (1 for MNIST, 3 for CIFAR-10).
         num_classes: number of logits.
         channels: width C of the SDE state (64 in the paper).
-        noise: ``"none"`` (Neural ODE), ``"additive"`` (σ·I), ``"multiplicative"`` (σ·h),
+        noise: ``"none"`` (Neural ODE), ``"additive"`` (σ·I), ``"multiplicative"`` (σ·y),
             ``"dropout"`` (Gaussian dropout, sqrt(p/(1−p))·f, eq. 7) or ``"jump-dropout"``
             (dropout as Poisson jumps, eq. 4).
         sigma: diffusion scale σ ≥ 0 (additive, multiplicative).
@@ -114,8 +114,9 @@ class SDEClassifier(nn.Module):
 
     Attributes:
         noise_on: whether ``forward(x)`` draws noise when ``noise=None`` (True for noisy
-            models). Independent of ``train()``/``eval()``.
-        drift: the drift module f(t, h) (for Lipschitz estimates).
+            models): the switch of the block's :class:`nsde_lib.NeuralSDE`, shared with
+            :func:`nsde_lib.noise_switch`. Independent of ``train()``/``eval()``.
+        drift: the drift module f(t, y) (for Lipschitz estimates).
 
     Raises:
         ValueError: any argument out of range, naming it and the allowed values.
@@ -130,18 +131,15 @@ class SDEClassifier(nn.Module):
         count("num_classes", num_classes)
         count("channels", channels)
         count("steps", steps)
-        if noise not in CLASSIFIER_NOISES:
-            raise ValueError(f"noise must be one of {CLASSIFIER_NOISES}, got {noise!r}")
+        checks.one_of("noise", noise, CLASSIFIER_NOISES)
         positive("T", T)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        checks.one_of("method", method, METHODS)
         if method == "milstein" and noise == "dropout":
             raise ValueError("method 'milstein' assumes diagonal noise, which Gaussian-dropout "
-                             "noise (g = c·f(h), mixing channels) is not; use method='euler'")
-        self.noise, self.sigma = noise, check_sigma(sigma)
-        self.p, self.rate = check_p(p), check_rate(rate)
+                             "noise (g = c·f(y), mixing channels) is not; use method='euler'")
+        self.noise, self.sigma = noise, checks.sigma(sigma)
+        self.p, self.rate = checks.probability(p), checks.rate(rate)
         self.T, self.steps, self.method = float(T), steps, method
-        self.noise_on = noise != "none"
 
         self.stem = nn.Conv2d(in_channels, channels, 3)  # no padding, as the reference: 32 → 30
         self.drift = ConvDrift(channels, spectral_norm)
@@ -156,43 +154,53 @@ class SDEClassifier(nn.Module):
         return self._sde
 
     @property
+    def noise_on(self) -> bool:
+        return self._sde.noise_on
+
+    @noise_on.setter
+    def noise_on(self, on: bool) -> None:
+        self._sde.noise_on = bool(on)
+
+    @property
     def dt(self) -> float:
         return self.T / self.steps
+
+    @property
+    def times(self) -> list[float]:
+        """The solver's step times 0, dt, ..., T (the grid of :meth:`hidden_states`)."""
+        return [self.T * k / self.steps for k in range(self.steps + 1)]
 
     def extra_repr(self) -> str:
         return (f"noise={self.noise!r}, sigma={self.sigma}, p={self.p}, rate={self.rate}, "
                 f"T={self.T}, steps={self.steps}, method={self.method!r}")
 
     def _state0(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.stem.in_channels:
-            raise ValueError(f"x must have shape (B, {self.stem.in_channels}, H, W), "
-                             f"got {tuple(x.shape)}")
+        checks.images("x", x, channels=self.stem.in_channels,
+                      min_size=self.stem.kernel_size[0])
         # the state (and so the noise draw) stays float32 under bf16 autocast
-        return _at_least_fp32(self.stem(x))
+        return at_least_fp32(self.stem(x))
 
-    def _integrate(self, h0, ts, noise, bm, generator):
-        on = self.noise_on if noise is None else bool(noise)
-        sde, was = self._sde, self._sde.stochastic
-        sde.stochastic = on
-        try:  # sdeint draws all increments in one call, in h0's memory layout
-            with parametrize.cached():  # spectral norm: one power iteration per forward
-                return sdeint(sde, h0, ts, dt=self.dt, method=self.method, bm=bm,
-                              generator=generator)
-        finally:
-            sde.stochastic = was
+    def _integrate(self, y0, ts, noise, bm, generator):
+        with noise_switch(self._sde, noise), parametrize.cached():
+            # sdeint draws all increments in one call, in y0's memory layout; spectral norm
+            # runs one power iteration per forward (parametrize.cached)
+            return sdeint(self._sde, y0, ts, dt=self.dt, method=self.method, bm=bm,
+                          generator=generator)
 
     def forward(self, x: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for images ``x`` of shape ``(B, in_channels, H, W)``.
 
         Args:
+            x: float images, at least 3×3 pixels (the stem's kernel, no padding).
             noise: draw the noise (True) or integrate the noise-free dynamics (False; for
                 jumps, their mean joins the drift); ``None`` uses :attr:`noise_on`.
 
         Raises:
+            TypeError, ValueError: ``x`` is not a float tensor ``(B, in_channels, H, W)``.
             DivergenceError: the state became NaN/Inf inside the block.
         """
-        h_T = self._integrate(self._state0(x), [0.0, self.T], noise, None, None)[-1]
-        return self.head(h_T)
+        y_T = self._integrate(self._state0(x), [0.0, self.T], noise, None, None)[-1]
+        return self.head(y_T)
 
     def hidden_states(self, x: torch.Tensor, *, noise: bool | None = None,
                       bm: torch.Tensor | None = None,
@@ -205,8 +213,7 @@ class SDEClassifier(nn.Module):
                 (clean and perturbed, Fig. 7) on one shared noise path.
             generator: draws the increments (and jumps) when ``bm`` is ``None``.
         """
-        ts = [self.T * k / self.steps for k in range(self.steps + 1)]
-        return self._integrate(self._state0(x), ts, noise, bm, generator)
+        return self._integrate(self._state0(x), self.times, noise, bm, generator)
 
     def brownian_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         """Shape of ``bm`` for :meth:`hidden_states` on ``x``: ``(steps, B, C, H', W')``."""
@@ -217,66 +224,31 @@ class SDEClassifier(nn.Module):
         return (self.steps, B, self.stem.out_channels, *size)
 
 
-def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
-    """Test-time-noise ensemble: the mean of softmax over ``K`` noisy passes, ``(B, num_classes)``.
+class AdaptiveBlock(nn.Module):
+    """A trained :class:`nsde_lib.SDEClassifier`'s deterministic block, solved by Dormand–Prince.
 
-    Gradients flow through (for attacks averaging over the noise); wrap the call in
-    ``torch.no_grad()`` to evaluate. A Neural ODE (``noise="none"``) is deterministic: one pass.
+    Same weights (stem, drift, head) and horizon ``T``; the block is integrated adaptively to
+    ``rtol``/``atol`` (or with ``dt`` fixed fifth-order steps) instead of the model's fixed
+    Euler steps. The noise is off: adaptive step control is for the ODE.
 
-    Raises:
-        ValueError: ``K`` is not an integer >= 1.
+    Paper 004 compares fixed-step and adaptive solvers of the same Neural ODE under attack.
+
+    Attributes:
+        stats: :class:`nsde_lib.SolveStats` of the last forward pass.
     """
-    count("K", K)
-    passes = 1 if getattr(model, "noise", None) == "none" else K
-    probs = 0.0
-    for _ in range(passes):
-        probs = probs + F.softmax(_at_least_fp32(model(x, noise=True)), dim=1)
-    return probs / passes
 
+    def __init__(self, model: SDEClassifier, *, rtol: float = 1e-3, atol: float = 1e-4,
+                 dt: float | None = None):
+        super().__init__()
+        if not isinstance(model, SDEClassifier):
+            raise TypeError(f"model must be an SDEClassifier, got {type(model).__name__}")
+        self.model, self.rtol, self.atol, self.dt = model, rtol, atol, dt
+        self.stats = SolveStats()
 
-@torch.no_grad()
-def ensemble_accuracy(model: nn.Module, data, Ks, *, noise: bool = True, batch_size: int = 500,
-                      channels_last: bool = False, amp: bool = False,
-                      progress: bool = False) -> list[float]:
-    """Accuracy of the K-pass ensemble for every K in ``Ks``, from one run of max(K) passes.
-
-    The softmax is summed pass by pass, and the prediction after k passes is the K = k
-    ensemble of :func:`ensemble_predict`: every K on the same draws, so the curve over K is
-    not blurred by independent noise.
-
-    Args:
-        model: a classifier with ``model(x, noise=...)``.
-        data: ``(x, y)`` test tensors, moved batch by batch to the model's device.
-        Ks: ensemble sizes (integers >= 1).
-        noise: False evaluates the noise-free model (one pass serves every K).
-        batch_size: images per pass.
-        channels_last: hand the images over in channels_last layout (GPU).
-        amp: run under bf16 autocast.
-        progress: a tqdm bar over the batches.
-
-    Returns:
-        One accuracy in [0, 1] per entry of ``Ks``, in their order.
-    """
-    from tqdm.auto import tqdm
-
-    Ks = [count("K", k) for k in Ks]
-    deterministic = not noise or getattr(model, "noise", None) == "none"
-    passes = 1 if deterministic else max(Ks)
-    device = next(model.parameters()).device
-    x, y = data
-    correct = [0] * len(Ks)
-    for i in tqdm(range(0, len(x), batch_size), disable=not progress, leave=False,
-                  desc="test-time ensembles"):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        probs = 0.0
-        for k in range(1, passes + 1):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(xb, noise=noise)
-            probs = probs + F.softmax(_at_least_fp32(logits), dim=1)
-            hits = int((probs.argmax(1) == yb).sum())
-            for j, K in enumerate(Ks):
-                if K == k or (deterministic and k == 1):
-                    correct[j] += hits
-    return [c / len(x) for c in correct]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        y0 = m._state0(x)  # (B, C, H', W')
+        self.stats = SolveStats()
+        y_T = odeint_dopri5(m.drift, y0, [0.0, m.T], rtol=self.rtol, atol=self.atol,
+                            dt=self.dt, stats=self.stats)[-1]
+        return m.head(y_T)

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from .checks import non_negative
-from .noise import check_p
+from .. import checks
 
-__all__ = ["PoissonJump", "JumpDropout", "StochasticDepth", "check_rate",
+__all__ = ["PoissonJump", "JumpDropout", "StochasticDepth",
            "dropout_block", "jump_rewrite_block", "poisson_events", "counting_paths",
            "compound_poisson_moments", "dropout_block_moments"]
-
-
-def check_rate(rate) -> float:
-    """Return ``rate`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
-    return non_negative("rate (Poisson jump intensity λ)", rate)
 
 
 class PoissonJump:
@@ -34,7 +28,8 @@ class PoissonJump:
     drift_scale = 1.0
 
     def __init__(self, rate: float, p: float = 0.5, per_sample: bool = False):
-        self.rate, self.p, self.per_sample = check_rate(rate), check_p(p), bool(per_sample)
+        self.rate, self.p = checks.rate(rate), checks.probability(p)
+        self.per_sample = bool(per_sample)
 
     @property
     def mean_sign(self) -> float:
@@ -80,14 +75,14 @@ def dropout_block(y: torch.Tensor, fy: torch.Tensor, p: float, *, per_sample: bo
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """The discrete block of Fig. 2: y + f ⊙ γ with γ ~ Bernoulli(1 − p), shapes as ``y``."""
     shape = (y.shape[0],) + (1,) * (y.dim() - 1) if per_sample else y.shape
-    return y + fy * _bernoulli_keep(shape, check_p(p), y, generator)
+    return y + fy * _bernoulli_keep(shape, checks.probability(p), y, generator)
 
 
 def jump_rewrite_block(y: torch.Tensor, fy: torch.Tensor, p: float, *, per_sample: bool = False,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """The same block written as drift + jump (eq. 4): y + ½f + ½f ⊙ Z, Z = 2γ − 1."""
     shape = (y.shape[0],) + (1,) * (y.dim() - 1) if per_sample else y.shape
-    z = 2 * _bernoulli_keep(shape, check_p(p), y, generator) - 1
+    z = 2 * _bernoulli_keep(shape, checks.probability(p), y, generator) - 1
     return y + 0.5 * fy + 0.5 * fy * z
 
 
@@ -101,9 +96,8 @@ def poisson_events(rate: float, T: float, n_paths: int, *,
     Returns:
         list of ``n_paths`` 1-D float64 tensors of increasing event times.
     """
-    rate = check_rate(rate)
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T!r}")
+    rate, T = checks.rate(rate), checks.positive("T", T)
+    n_paths = checks.count("n_paths", n_paths)
     counts = torch.poisson(torch.full((n_paths,), rate * T, dtype=torch.float64),
                            generator=generator).long()
     times = torch.rand(int(counts.sum()), generator=generator, dtype=torch.float64) * T
@@ -121,13 +115,12 @@ def compound_poisson_moments(rate: float, T: float, size: float, p: float) -> tu
     Wald's identities: mean λT·size·E[Z] = λT·size·(1 − 2p); variance λT·size²·E[Z²] = λT·size²
     (it does not depend on p: even with p = 0 the number of events is random).
     """
-    rate, p = check_rate(rate), check_p(p)
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T!r}")
+    rate, p = checks.rate(rate), checks.probability(p)
+    T = checks.positive("T", T)
     return rate * T * size * (1 - 2 * p), rate * T * size ** 2
 
 
 def dropout_block_moments(fy: float, p: float) -> tuple[float, float]:
     """Mean and variance of the change f·γ made by a dropout block, γ ~ Bernoulli(1 − p)."""
-    p = check_p(p)
+    p = checks.probability(p)
     return (1 - p) * fy, p * (1 - p) * fy ** 2

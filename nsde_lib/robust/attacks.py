@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import count, non_negative, positive
+from .. import checks
+from ..checks import count, positive
+from ..models.ensemble import Forward, stack_draws
 
 __all__ = ["fgsm", "pgd", "attack_loss", "input_gradient", "project", "uniform_in_ball",
            "NORMS", "OBJECTIVES"]
@@ -32,23 +33,12 @@ __all__ = ["fgsm", "pgd", "attack_loss", "input_gradient", "project", "uniform_i
 NORMS = ("linf", "l2")
 OBJECTIVES = ("loss", "ensemble")
 
-Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
-
 # --- argument checks ---------------------------------------------------------------------------
 
 def check_norm(norm) -> str:
     """``"linf"`` or ``"l2"`` (any case; ``"inf"`` is read as ``"linf"``), else ``ValueError``."""
     name = str(norm).lower() if isinstance(norm, str) else norm
-    name = "linf" if name == "inf" else name
-    if name not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    return name
-
-
-def check_eps(eps) -> float:
-    """ε as a float, or ``ValueError`` unless it is a finite number ≥ 0."""
-    return non_negative("eps", eps)
+    return checks.one_of("norm", "linf" if name == "inf" else name, NORMS)
 
 
 def _check_inputs(x, y, bounds):
@@ -115,8 +105,7 @@ def attack_loss(logits: torch.Tensor, y: torch.Tensor, eot: int = 1,
         A scalar: the sum over the B images (so that per-image gradients do not depend on how
         the images are batched).
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    checks.one_of("objective", objective, OBJECTIVES)
     if logits.dtype not in (torch.float32, torch.float64):
         logits = logits.float()  # half-precision logits (autocast): the loss in fp32
     if objective == "loss" or eot == 1:
@@ -144,7 +133,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eot: i
         ``(loss, grad)``: the per-image losses summed (a float) and the gradient ``(B, ...)``.
     """
     xg = x.detach().requires_grad_(True)
-    stacked = xg.repeat(eot, *([1] * (x.dim() - 1))) if eot > 1 else xg  # (K·B, ...)
+    stacked = stack_draws(xg, eot)  # (K·B, ...): draw k at rows k·B ..
     if channels_last and stacked.dim() == 4:
         stacked = stacked.contiguous(memory_format=torch.channels_last)
     with torch.enable_grad():
@@ -249,10 +238,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
         ValueError: ε < 0, unknown ``norm``/``objective``, ``steps``/``eot`` < 1, a bad
             ``step_size``, ``x`` outside ``bounds``, mismatched ``y``.
     """
-    eps, norm = check_eps(eps), check_norm(norm)
+    eps, norm = checks.eps(eps), check_norm(norm)
     steps, eot = count("steps", steps), count("eot", eot)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    checks.one_of("objective", objective, OBJECTIVES)
     if step_size is None:
         step_size = 2.5 * eps / steps
     else:
@@ -312,7 +300,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
     l∞: x + ε·sign(∇); l2: x + ε·∇/‖∇‖ (the "fast gradient method"). Same arguments as
     :func:`pgd`; it is :func:`pgd` with one step of size ε and no random start.
     """
-    eps = check_eps(eps)
+    eps = checks.eps(eps)
     return pgd(model, x, y, eps, norm=norm, steps=1, step_size=eps if eps > 0 else 1.0,
                random_start=False, eot=eot, objective=objective, forward=forward,
                bounds=bounds, batch_size=batch_size, channels_last=channels_last)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import count, positive
+from .. import checks
+from ..checks import count
 
 __all__ = ["EulerResNet", "ResidualBlock", "BLOCKS", "ACTIVATIONS"]
 
 BLOCKS = ("mlp", "conv")
 ACTIVATIONS = ("relu", "tanh", "identity")
+INITS = ("kaiming", "default")
 
 
 def _activation(name: str) -> nn.Module:
@@ -107,6 +109,7 @@ class EulerResNet(nn.Module):
         super().__init__()
         _check_args(in_dim, n_classes, depth, width, h, block, hidden, act, pool, head_pool, init)
         self.h, self.depth, self.width, self.kind = float(h), int(depth), int(width), block
+        self.in_dim = int(in_dim)
         self.shared = bool(shared)
         hidden = width if hidden is None else hidden
         if block == "mlp":
@@ -156,11 +159,21 @@ class EulerResNet(nn.Module):
             return_states: also return ``(depth + 1, B, *state)``: the state before the first
                 block, then after every block.
         """
+        self._check_input(x)
         x0 = self.stem(x)
         if not return_states:
             return self.head(self.propagate(x0))
         states = self.propagate(x0, return_states=True)
         return self.head(states[-1]), states
+
+    def _check_input(self, x) -> None:
+        if self.kind == "mlp":
+            checks.tensor("x", x, dim=2, floating=True)
+            if x.shape[1] != self.in_dim:
+                raise ValueError(f"x must have shape (B, {self.in_dim}) (in_dim={self.in_dim}), "
+                                 f"got {tuple(x.shape)}")
+        else:
+            checks.images("x", x, channels=self.in_dim)
 
     def as_sde(self) -> _BlocksAsODE:
         """The blocks as an ODE for :func:`nsde_lib.sdeint` (g = 0): block n is the drift on
@@ -186,10 +199,7 @@ def _check_args(in_dim, n_classes, depth, width, h, block, hidden, act, pool, he
         count(name, value)
     if hidden is not None:
         count("hidden", hidden)
-    positive("h (the step factor)", h)
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
-    if act not in ACTIVATIONS:
-        raise ValueError(f"act must be one of {ACTIVATIONS}, got {act!r}")
-    if init not in ("kaiming", "default"):
-        raise ValueError(f"init must be 'kaiming' or 'default', got {init!r}")
+    checks.step_factor(h)
+    checks.one_of("block", block, BLOCKS)
+    checks.one_of("act", act, ACTIVATIONS)
+    checks.one_of("init", init, INITS)

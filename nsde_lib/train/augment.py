@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import checks
+from ..checks import count
+
 __all__ = ["random_crop_flip", "AUGMENTS", "make_augment"]
 
 AUGMENTS = ("none", "crop", "crop-flip")
@@ -30,10 +33,8 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True, *,
     Raises:
         ValueError: ``x`` is not 4-D or ``padding`` is negative.
     """
-    if x.dim() != 4:
-        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-    if not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    checks.tensor("x", x, dim=4)
+    count("padding", padding, low=0)
     B, C, H, W = x.shape
     dev = x.device
     offsets = torch.randint(0, 2 * padding + 1, (2, B), generator=generator, device=dev)
@@ -54,8 +55,7 @@ def make_augment(kind: str, image_size: int):
     Padding is 4 pixels for images up to 32 px (the reference's CIFAR/MNIST setting), 8 above
     (its STL-10 setting). Digits must not be flipped: use ``"crop"`` for MNIST.
     """
-    if kind not in AUGMENTS:
-        raise ValueError(f"augment must be one of {AUGMENTS}, got {kind!r}")
+    checks.one_of("augment", kind, AUGMENTS)
     if kind == "none":
         return None
     padding = 4 if image_size <= 32 else 8

@@ -22,10 +22,10 @@ from typing import Sequence
 
 import torch
 
-from .checks import positive
+from ..checks import one_of, positive, tensor
+from .brownian import brownian_increments
 
-__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS", "euler_factor",
-           "euler_stability_limit"]
+__all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS"]
 
 METHODS = ("euler", "milstein")
 
@@ -40,7 +40,7 @@ class DivergenceError(FloatingPointError):
             "try a smaller dt, a smaller noise scale or a smaller step factor")
 
 
-def _as_times(ts) -> list[float]:
+def as_times(ts) -> list[float]:
     if isinstance(ts, torch.Tensor):
         if ts.dim() != 1:
             raise ValueError(f"ts must be 1-D, got shape {tuple(ts.shape)}")
@@ -76,7 +76,7 @@ def time_grid(ts: Sequence[float] | torch.Tensor, dt: float) -> tuple[list[float
         ValueError: ``dt <= 0`` or ``ts`` not strictly increasing.
     """
     dt = positive("dt", dt)
-    ts = _as_times(ts)
+    ts = as_times(ts)
     # ts often come as float32 (torch.linspace): a gap meant to be dt can miss it by a few
     # float32 ulps of the largest time. Absorb that rather than add a sliver of a step.
     slack = min(5e-7 * max(1.0, max(abs(t) for t in ts)), 1e-2 * dt)
@@ -111,16 +111,20 @@ def _milstein_correction(sde, t, y, g, dw, step):
     """½·g·∂g/∂y·(ΔW² − dt) for diagonal noise (g_i depends on y_i only).
 
     The vector-Jacobian product (∂g/∂y)ᵀ·g equals g_i·∂g_i/∂y_i exactly when the noise is
-    diagonal: one backward pass instead of a full Jacobian. Without a graph through y (no-grad
-    simulation) g is evaluated once more on a leaf copy of y. An SDE whose ``g_dg(t, y)``
+    diagonal: one backward pass instead of a full Jacobian. When y is not on the graph (the
+    first step from a constant y0, or a no-grad simulation) g is evaluated once more on a leaf
+    copy of y; with grad enabled the product is still built with ``create_graph``, so the
+    diffusion's own parameters get their gradient through it. An SDE whose ``g_dg(t, y)``
     returns the product in closed form skips autograd altogether.
     """
     closed_form = sde.g_dg(t, y) if hasattr(sde, "g_dg") else None
     if closed_form is not None:
         return 0.5 * closed_form * (dw * dw - step)
-    create = torch.is_grad_enabled() and y.requires_grad
+    # a graph for the correction only when something upstream wants a gradient: the state, or
+    # the diffusion's own parameters (g then requires grad even when y does not)
+    create = torch.is_grad_enabled() and (y.requires_grad or g.requires_grad)
     with torch.enable_grad():
-        if create:
+        if create and y.requires_grad:
             y_, g_ = y, g
         else:
             y_ = y.detach().requires_grad_(True)
@@ -134,21 +138,9 @@ def _milstein_correction(sde, t, y, g, dw, step):
     return 0.5 * gdg * (dw * dw - step)
 
 
-def _brownian(n_steps, steps, y0, generator):
-    """Brownian increments, shape (n_steps, *y0.shape), drawn in one call and in y0's memory
-    layout: channels_last images (the GPU path) keep their layout through every update."""
-    shape, order = (n_steps, *y0.shape), None
-    if y0.dim() == 4 and not y0.is_contiguous() \
-            and y0.is_contiguous(memory_format=torch.channels_last):
-        B, C, H, W = y0.shape
-        shape, order = (n_steps, B, H, W, C), (0, 1, 4, 2, 3)
-    z = torch.randn(shape, generator=generator, dtype=y0.dtype, device=y0.device)
-    if max(steps) - min(steps) <= 1e-12 * max(steps):  # one step size: scale by a number
-        z.mul_(math.sqrt(steps[0]))
-    else:
-        scale = torch.as_tensor(steps, dtype=y0.dtype, device=y0.device).sqrt()
-        z.mul_(scale.view(-1, *([1] * y0.dim())))
-    return z if order is None else z.permute(order)
+def _channels_last(y: torch.Tensor) -> bool:
+    return (y.dim() == 4 and not y.is_contiguous()
+            and y.is_contiguous(memory_format=torch.channels_last))
 
 
 def _check_bm(bm, n_steps, y0):
@@ -210,10 +202,8 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
             wrong shape.
         DivergenceError: the state became NaN/Inf; names the first bad time and step.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(y0, torch.Tensor):
-        raise ValueError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+    one_of("method", method, METHODS)
+    tensor("y0", y0, floating=True)
     # Finiteness of y0 and of each step's state goes into one tensor, read once at the end:
     # on a GPU that is the solve's only host sync. On the CPU, bad input fails at once.
     finite = torch.empty(1, dtype=torch.bool, device=y0.device)
@@ -246,8 +236,9 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
                 _check_shape("jump size j(t, y)", jump, y.shape)
         y_next = torch.add(y, f, alpha=step)  # fused: one pass over the state per term
         if g is not None:
-            if dw is None:
-                dw = _brownian(n_steps, steps, y0, generator)
+            if dw is None:  # drawn once, all steps at a time, in y0's memory layout
+                dw = brownian_increments(grid, y0.shape, generator=generator, dtype=y0.dtype,
+                                         device=y0.device, channels_last=_channels_last(y0))
             y_next = torch.addcmul(y_next, g, dw[k])
             if method == "milstein":
                 y_next = y_next + _milstein_correction(sde, t, y, g, dw[k], step)
@@ -266,25 +257,3 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
         raise DivergenceError(grid[bad], bad)
     return torch.stack(outputs)
 
-
-def euler_factor(lam: complex, dt: float) -> complex:
-    """1 + λ·dt: explicit Euler on ẋ = λx multiplies the state by this each step.
-
-    The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
-    Fig. 1, with dt = h).
-    """
-    dt = positive("dt", dt)
-    return 1 + lam * dt
-
-
-def euler_stability_limit(lam: complex) -> float:
-    """The largest step for which explicit Euler on ẋ = λx decays: |1 + λ·dt| < 1 iff
-    dt < −2·Re(λ)/|λ|² (2/|λ| for real λ < 0).
-
-    Raises:
-        ValueError: Re(λ) >= 0: the equation itself does not decay, no step makes Euler decay.
-    """
-    lam = complex(lam)
-    if not lam.real < 0:
-        raise ValueError(f"lam must have a negative real part (a decaying equation), got {lam!r}")
-    return -2 * lam.real / abs(lam) ** 2

@@ -1,5 +1,8 @@
-"""Brownian increments the two solvers can share: ours as a tensor, torchsde's as an object."""
+"""Brownian motion: the increments every solver and experiment draws (one source), and the same
+increments handed to torchsde as a Brownian object."""
 from __future__ import annotations
+
+import math
 
 import torch
 import torchsde
@@ -59,26 +62,52 @@ class TabulatedBrownian(torchsde.BaseBrownian):
 
 def brownian_increments(grid, shape, *, scalar: bool = False,
                         generator: torch.Generator | None = None, dtype=torch.float64,
-                        device=None) -> torch.Tensor:
-    """Brownian increments ΔW ~ N(0, Δt) on the steps of ``grid``, for ``sdeint(bm=...)``.
+                        device=None, channels_last: bool = False) -> torch.Tensor:
+    """Brownian increments ΔW ~ N(0, Δt) on the steps of ``grid``: the library's one noise source.
+
+    :func:`nsde_lib.sdeint` draws its increments here, and so does everything that shares one
+    noise path between two runs (``sdeint(bm=...)``, :func:`nsde_lib.perturbation`, the
+    hidden-state gap of chapter 05). All increments come from one ``torch.randn`` call on the
+    target device, scaled by sqrt(Δt) in place.
 
     Args:
-        grid: the ``n_steps + 1`` step times (:func:`nsde_lib.time_grid`).
+        grid: the ``n_steps + 1`` step times (:func:`nsde_lib.time_grid`), strictly increasing.
         shape: the state's shape ``(B, *state)``.
         scalar: one Brownian motion per *sample*, shared by all its components (m = 1, the
             setting of paper 000's Corollary 4.0.1) instead of one per component (diagonal
             noise, what the solver draws by default).
-        generator: seeds the draw.
+        generator: seeds the draw (a generator on ``device``).
+        dtype, device: of the increments (default float64 on the CPU).
+        channels_last: for a state ``(B, C, H, W)`` in channels_last memory layout (the GPU
+            path): the increments get that layout too, so every update keeps it.
 
     Returns:
         ``(n_steps, *shape)``; with ``scalar`` the values repeat along the state dimensions.
+
+    Raises:
+        ValueError: fewer than 2 grid times, times not increasing, or ``scalar`` together with
+            ``channels_last``.
     """
-    steps = torch.as_tensor(grid, dtype=torch.float64).diff()
-    if len(steps) < 1 or (steps <= 0).any():
+    steps = [float(b) - float(a) for a, b in zip(grid, list(grid)[1:])]
+    if len(steps) < 1 or min(steps) <= 0:
         raise ValueError("grid must hold at least 2 strictly increasing times")
     shape = tuple(int(s) for s in shape)
-    draw = (shape[0], *([1] * (len(shape) - 1))) if scalar and len(shape) > 1 else shape
-    z = torch.randn((len(steps), *draw), generator=generator, dtype=dtype)
-    dw = z * steps.sqrt().to(dtype).view(-1, *([1] * len(draw)))
-    dw = dw.expand(len(steps), *shape).contiguous()
-    return dw if device is None else dw.to(device)
+    draw, order = shape, None
+    if scalar and len(shape) > 1:
+        if channels_last:
+            raise ValueError("scalar Brownian motions have no channels_last layout to keep")
+        draw = (shape[0], *([1] * (len(shape) - 1)))
+    elif channels_last:
+        if len(shape) != 4:
+            raise ValueError(f"channels_last needs a state (B, C, H, W), got shape {shape}")
+        B, C, H, W = shape
+        draw, order = (B, H, W, C), (0, 1, 4, 2, 3)
+    z = torch.randn((len(steps), *draw), generator=generator, dtype=dtype, device=device)
+    if max(steps) - min(steps) <= 1e-12 * max(steps):  # one step size: scale by a number
+        z.mul_(math.sqrt(steps[0]))
+    else:
+        scale = torch.tensor(steps, dtype=torch.float64).sqrt().to(dtype=dtype, device=z.device)
+        z.mul_(scale.view(-1, *([1] * len(draw))))
+    if order is not None:
+        return z.permute(order)
+    return z.expand(len(steps), *shape).contiguous() if draw != shape else z

@@ -1,6 +1,6 @@
 """`make course`: run every notebook on a fresh kernel and export it as HTML with live figures.
 
-``python -m nsde_lib.course`` executes ``notebooks/NN_*.ipynb`` in order, writes the executed
+``python -m coursekit.site`` executes ``notebooks/NN_*.ipynb`` in order, writes the executed
 copies and their HTML to ``build/`` and prints one line per notebook (name, seconds, status).
 ``build/index.html`` lists the chapters with their run time and status and links every page.
 
@@ -8,7 +8,7 @@ Figures survive the export: plotly's JSON outputs and the final state of every p
 ``FigureWidget`` become plotly divs drawn by one ``plotly.min.js`` shipped beside the pages
 (no CDN); a slider becomes a line that says its last value.
 
-``python -m nsde_lib.course --pin notebooks/NN_x.ipynb`` is the maintainers' tool: it runs the
+``python -m coursekit.site --pin notebooks/NN_x.ipynb`` is the maintainers' tool: it runs the
 notebook in quick mode and stores the outputs of the cells tagged ``nbval-check-output`` (what
 ``make test`` compares against), and no other output.
 """
@@ -39,7 +39,7 @@ RECORDS = "course.json"
 # Run after a notebook's last cell so the stored widget state holds each figure's last data.
 SYNC_FIGURES = """\
 try:
-    from nsde_lib.widgets import sync_figure_state as _nsde_sync
+    from nsde_lib.course.widgets import sync_figure_state as _nsde_sync
     _nsde_sync()
     del _nsde_sync
 except ImportError:
@@ -352,7 +352,7 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nsde_lib.course", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m coursekit.site", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="run in quick mode (NSDE_QUICK=1)")
     parser.add_argument("--only", default="", help="run the notebooks whose name contains this")

@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import positive
+from .. import checks
+from ..checks import count, positive
+from .lipschitz import local_lipschitz
 
 __all__ = ["state_grad_norms", "jacobian_norms", "prop1_bound", "product_bound", "prop2_bound",
            "perturbation_growth", "block_weight_norms", "WeightNormRecorder", "kept_state"]
@@ -77,34 +79,6 @@ def state_grad_norms(model, x: torch.Tensor, y: torch.Tensor, *, train_mode: boo
     return torch.stack([g.norm() for g in grads]).detach()
 
 
-def _spectral_norm(fn, x: torch.Tensor, n_iter: int, tol: float,
-                   generator: torch.Generator) -> float:
-    """Largest singular value of the Jacobian of ``fn`` at ``x`` by power iteration on JᵀJ.
-
-    J·v comes from differentiating the vector-Jacobian product Jᵀu (linear in u) with respect
-    to u; Jᵀ(J·v) is one more backward pass. Returns ‖J v‖ for the final unit v, which rises
-    towards σ_max from below; stops early once it moves by less than ``tol`` (relative).
-    """
-    x = x.detach().requires_grad_(True)
-    out = fn(x)
-    u = torch.zeros_like(out, requires_grad=True)
-    (jt_u,) = torch.autograd.grad(out, x, grad_outputs=u, create_graph=True)
-    v = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    v = v / v.norm()
-    sigma = 0.0
-    for _ in range(n_iter):
-        (jv,) = torch.autograd.grad(jt_u, u, grad_outputs=v, retain_graph=True)
-        previous, sigma = sigma, float(jv.norm())
-        if sigma == 0.0:
-            return 0.0
-        if sigma - previous <= tol * sigma:
-            return sigma
-        (jtjv,) = torch.autograd.grad(out, x, grad_outputs=jv, retain_graph=True)
-        v = jtjv / jtjv.norm()
-    (jv,) = torch.autograd.grad(jt_u, u, grad_outputs=v, retain_graph=False)
-    return max(sigma, float(jv.norm()))
-
-
 def jacobian_norms(model, x: torch.Tensor, *, n_iter: int = 50, tol: float = 1e-4,
                    train_mode: bool = True, seed: int = 0) -> torch.Tensor:
     """W_i = ‖∂F_i/∂x_i‖₂ at the states the batch reaches, for every block i (Prop. 1's W).
@@ -121,13 +95,13 @@ def jacobian_norms(model, x: torch.Tensor, *, n_iter: int = 50, tol: float = 1e-
     Returns:
         Tensor ``(D,)`` of spectral-norm estimates (from below; see the module docstring).
     """
-    if not (isinstance(n_iter, int) and n_iter >= 1):
-        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    count("n_iter", n_iter)
     generator = torch.Generator().manual_seed(seed)
-    with kept_state(model, train_mode), torch.enable_grad():
+    with kept_state(model, train_mode):
         with torch.no_grad():
             states = _states(model, model.stem(x))
-        norms = [_spectral_norm(block, s, n_iter, tol, generator)
+        norms = [float(local_lipschitz(block, s, n_iter, tol=tol, per_sample=False,
+                                       generator=generator))
                  for block, s in zip(model.blocks, states[:-1])]
     return torch.tensor(norms, dtype=torch.float64)
 
@@ -137,7 +111,7 @@ def product_bound(h: float, W: Sequence[float] | torch.Tensor) -> float:
 
     From eq. 4, ∂x_{i+1}/∂x_i = I + h·∂F_i/∂x_i, whose norm is at most 1 + h·W_i.
     """
-    _check_h(h)
+    h = checks.step_factor(h)
     W = torch.as_tensor(W, dtype=torch.float64)
     if (W < 0).any():
         raise ValueError("the Jacobian norms W must be >= 0")
@@ -157,11 +131,9 @@ def prop1_bound(h: float, W: float, depth: int) -> float:
     Returns:
         The factor 1 − h + h(1 + W)^D (``inf`` when it overflows a float).
     """
-    _check_h(h)
-    if not (isinstance(depth, int) and depth >= 1):
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    if not (math.isfinite(W) and W >= 0):
-        raise ValueError(f"W must be a finite number >= 0, got {W!r}")
+    h = checks.step_factor(h)
+    count("depth", depth)
+    W = checks.non_negative("W", W)
     try:
         return 1 - h + h * (1 + W) ** depth
     except OverflowError:
@@ -171,13 +143,9 @@ def prop1_bound(h: float, W: float, depth: int) -> float:
 def prop2_bound(eps: float, h: float, depth: int, W: float) -> float:
     """Paper 003, Prop. 2 (eq. 12): ε_D ≤ ε + h·D·W, where every block satisfies
     ‖F(x_i^ε) − F(x_i)‖ ≤ W and ‖x_0^ε − x_0‖ ≤ ε."""
-    _check_h(h)
-    if not (isinstance(depth, int) and depth >= 0):
-        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    if not (math.isfinite(W) and W >= 0):
-        raise ValueError(f"W must be a finite number >= 0, got {W!r}")
+    h = checks.step_factor(h)
+    count("depth", depth, low=0)
+    eps, W = checks.eps(eps), checks.non_negative("W", W)
     return eps + h * depth * W
 
 
@@ -196,8 +164,7 @@ def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = 
         largest ‖F_i(x_i^ε) − F_i(x_i)‖ over the blocks (eq. 12, per sample, then averaged), and
         ``bound_ratio`` bound / ε_s.
     """
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    eps = positive("eps", eps)
     generator = torch.Generator().manual_seed(seed)
     with kept_state(model, train_mode), torch.no_grad():
         x0 = model.stem(x)
@@ -236,6 +203,3 @@ class WeightNormRecorder:
         self.norms.append(block_weight_norms(model))
         return model(x)
 
-
-def _check_h(h) -> None:
-    positive("h (the step factor)", h)

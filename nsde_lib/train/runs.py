@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
+from .. import checks
+from ..checks import count, positive
+from ..models.classifier import SDEClassifier
+from ..models.ensemble import ensemble_accuracy
+from ..runtime import DEVICES, pick_device, rng_states
 from .augment import AUGMENTS, make_augment
-from .checks import count, positive
-from .classifier import SDEClassifier, ensemble_accuracy
 from .data import load
-from .runtime import DEVICES, pick_device, rng_states
-from .train import OPTIMIZERS, SCHEDULES, History, fit, make_optimizer
+from .loop import OPTIMIZERS, SCHEDULES, History, fit, make_optimizer
 
-__all__ = ["RunConfig", "train_run", "evaluate_run", "load_run", "build_model",
+__all__ = ["RunConfig", "train_run", "evaluate_run", "load_run", "read_config", "build_model",
            "save_checkpoint", "load_checkpoint", "make_forward", "accelerate", "FastPath",
-           "TRAIN_DATASETS",
-           "EVAL_DATASETS", "AMP_MODES"]
+           "RunFolderError", "TRAIN_DATASETS", "EVAL_DATASETS", "AMP_MODES"]
 
 TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10")
 EVAL_DATASETS = TRAIN_DATASETS + ("cifar10.1",)
@@ -37,6 +39,8 @@ AMP_MODES = ("auto", "bf16", "off")
 IMAGE_SHAPES = {"mnist5k": (1, 28), "cifar10": (3, 32), "cifar10.1": (3, 32), "stl10": (3, 96)}
 NATURAL_IMAGES = ("cifar10", "stl10", "cifar10.1")  # may be flipped; digits may not
 CONFIG, METRICS, CHECKPOINT, EVALS = "config.json", "metrics.jsonl", "checkpoint.pt", "eval.jsonl"
+DROPPED = METRICS + ".dropped"  # lines taken out of metrics.jsonl on resume, kept here
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 
 
 @dataclass
@@ -76,11 +80,11 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raise ``ValueError`` naming the first bad field and its allowed values."""
-        _one_of("dataset", self.dataset, TRAIN_DATASETS)
-        _one_of("augment", self.augment, AUGMENTS + ("auto",))
-        _one_of("amp", self.amp, AMP_MODES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("schedule", self.schedule, tuple(s for s in SCHEDULES if s))
+        checks.one_of("dataset", self.dataset, TRAIN_DATASETS)
+        checks.one_of("augment", self.augment, AUGMENTS + ("auto",))
+        checks.one_of("amp", self.amp, AMP_MODES)
+        checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        checks.one_of("schedule", self.schedule, tuple(s for s in SCHEDULES if s))
         if str(self.device).split(":")[0] not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         for name in ("epochs", "batch_size", "seed"):
@@ -109,9 +113,12 @@ class RunConfig:
         return cls(**values)
 
 
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+class RunFolderError(RuntimeError):
+    """A file of a run folder cannot be read (truncated, empty, or not written by this library).
+
+    The message names the file and what to do; nothing in the folder is changed or deleted.
+    The command line reports it with its own exit status (3).
+    """
 
 
 def build_model(config: RunConfig, in_channels: int, num_classes: int) -> SDEClassifier:
@@ -142,8 +149,65 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, device="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary code from the file)."""
-    return torch.load(Path(path), map_location=pick_device(device), weights_only=True)
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary code from the file).
+
+    Raises:
+        RunFolderError: the file is truncated, empty or not a torch file (the message names it
+            and says what to do).
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=pick_device(device), weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+        reason = ("a weights-only load refused the Python objects in it"
+                  if isinstance(err, pickle.UnpicklingError)
+                  else f"{type(err).__name__}: {_first_line(err)}")
+        raise RunFolderError(
+            f"{path} cannot be read ({reason}): it is truncated, empty or not a checkpoint of "
+            f"this course. Nothing was changed. Move it aside (e.g. rename it to "
+            f"{path.name}.bad) to train the run again from its first epoch with --resume, or "
+            f"restore it from a copy") from None
+    return payload
+
+
+def _check_payload(payload, path: Path) -> dict:
+    """A checkpoint of :func:`train_run` has these keys; anything else is another file."""
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise RunFolderError(
+            f"{path} is not a checkpoint written by `python -m nsde_lib train` (no "
+            f"{', '.join(repr(k) for k in missing)}). Nothing was changed. Move it aside to train "
+            f"the run again with --resume, or point --run/--out at the right folder")
+    return payload
+
+
+def read_config(run: str | os.PathLike) -> dict:
+    """The ``config.json`` of a run folder as a dict.
+
+    Raises:
+        FileNotFoundError: the folder has no ``config.json``.
+        RunFolderError: it exists but is not readable JSON of a run config.
+    """
+    path = Path(run) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"no run to resume at {Path(run)} (no {CONFIG}); start it "
+                                f"without --resume, or check the folder name")
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise RunFolderError(
+            f"{path} cannot be read ({type(err).__name__}: {_first_line(err)}); it was cut "
+            f"short or edited. Nothing was changed. Restore it (the run's settings are also in "
+            f"{CHECKPOINT}['config'] when a checkpoint exists), or start a new run with another "
+            f"--out") from None
+    return values
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no detail"
 
 
 def _write_json(path: Path, data) -> None:
@@ -159,10 +223,31 @@ def _append_line(path: Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _read_lines(path: Path) -> list[dict]:
+def _read_metrics(path: Path) -> tuple[list[dict], list[str]]:
+    """The epoch records of ``metrics.jsonl`` and the raw lines that are not records.
+
+    A process killed while appending leaves a torn last line: it is returned among the bad
+    lines, and the epoch it belonged to is trained again (its checkpoint was never written).
+    A bad line anywhere else means the file was damaged otherwise: ``RunFolderError``.
+    """
     if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [], []
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records, bad = [], []
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            records.append(record)
+        except ValueError as err:
+            if i < len(lines) - 1:
+                raise RunFolderError(
+                    f"{path}, line {i + 1}, cannot be read ({_first_line(err)}); only a torn last "
+                    f"line is recovered automatically. Nothing was changed. Repair or remove "
+                    f"that line, then run the command again") from None
+            bad.append(line)
+    return records, bad
 
 
 # --- the fast path -------------------------------------------------------------------------------
@@ -216,7 +301,7 @@ def accelerate(model: SDEClassifier, device="auto", *, amp: str = "auto",
     Raises:
         ValueError: unknown ``amp`` or device.
     """
-    _one_of("amp", amp, AMP_MODES)
+    checks.one_of("amp", amp, AMP_MODES)
     device = pick_device(device)
     cuda = device.type == "cuda"
     use_amp = amp == "bf16" or (amp == "auto" and cuda)
@@ -248,17 +333,16 @@ def _check_run_folder(config: RunConfig, out: Path, resume: bool) -> dict | None
                 f"{out} already exists and is not empty; a run is never overwritten. Continue it "
                 f"with --resume, or choose another --out")
         return None
-    if not (out / CONFIG).is_file():
-        raise FileNotFoundError(f"no run to resume at {out} (no {CONFIG}); start it without "
-                                f"--resume")
-    stored = RunConfig.from_dict(json.loads((out / CONFIG).read_text())).science()
+    stored = RunConfig.from_dict(read_config(out)).science()
     given = config.science()
     diff = {k: (stored[k], given[k]) for k in stored if stored[k] != given[k]}
     if diff:
         listed = ", ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"--resume of {out} with a different config ({listed}); resume with "
                          f"the run's own settings or start a new run with another --out")
-    return load_checkpoint(out / CHECKPOINT) if (out / CHECKPOINT).is_file() else None
+    if not (out / CHECKPOINT).is_file():
+        return None
+    return _check_payload(load_checkpoint(out / CHECKPOINT), out / CHECKPOINT)
 
 
 def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False,
@@ -291,7 +375,7 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
                                momentum=config.momentum, weight_decay=config.weight_decay)
     start, rng = 0, None
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        _load_weights(model, checkpoint, out / CHECKPOINT)
         start, rng = int(checkpoint["epoch"]), checkpoint["rng"]
     fast = accelerate(model, device, amp=config.amp, compile=config.compile)
     if checkpoint is not None:  # after the model moved: the state lands on its device
@@ -299,8 +383,7 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
 
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / CONFIG, asdict(config))
-    kept = [r for r in _read_lines(out / METRICS) if r.get("epoch", 0) <= start]
-    _write_json_lines(out / METRICS, kept)  # drop an epoch logged after the last checkpoint
+    _trim_metrics(out, start)
     if start >= config.epochs:
         log(f"{out}: all {config.epochs} epochs are done; nothing to resume")
         return History()
@@ -330,10 +413,30 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
     return history
 
 
-def _write_json_lines(path: Path, records: list[dict]) -> None:
+def _trim_metrics(out: Path, start: int) -> None:
+    """Keep the epoch lines up to the checkpoint's epoch in ``metrics.jsonl``; the lines of
+    epochs that will be trained again (and a torn last line) move to ``metrics.jsonl.dropped``,
+    so nothing that was written is lost."""
+    path = out / METRICS
+    records, bad = _read_metrics(path)
+    kept = [r for r in records if r.get("epoch", 0) <= start]
+    dropped = [json.dumps(r) for r in records if r.get("epoch", 0) > start] + bad
+    if dropped:
+        with open(out / DROPPED, "a") as f:
+            f.write("".join(line + "\n" for line in dropped))
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
     os.replace(tmp, path)
+
+
+def _load_weights(model: SDEClassifier, checkpoint: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, TypeError, KeyError) as err:
+        raise RunFolderError(
+            f"{path} holds weights that do not fit the run's config ({_first_line(err)}). "
+            f"Nothing was changed. Point --run/--out at the folder this checkpoint belongs to, "
+            f"or move it aside to train the run again") from None
 
 
 # --- eval ---------------------------------------------------------------------------------------
@@ -349,12 +452,19 @@ def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, SDEClass
     if not (run / CONFIG).is_file() or not (run / CHECKPOINT).is_file():
         raise FileNotFoundError(f"no finished epoch to evaluate at {run} (need {CONFIG} and "
                                 f"{CHECKPOINT}); train it first: python -m nsde_lib train ...")
-    config = RunConfig.from_dict(json.loads((run / CONFIG).read_text()))
+    try:
+        config = RunConfig.from_dict(read_config(run))
+    except (TypeError, ValueError) as err:
+        raise RunFolderError(f"{run / CONFIG} is not a run config ({_first_line(err)}); "
+                             f"nothing was changed") from None
     config.device = str(device)
-    checkpoint = load_checkpoint(run / CHECKPOINT)
-    in_channels = checkpoint["model"]["stem.weight"].shape[1]
-    model = build_model(config, in_channels, 10)
-    model.load_state_dict(checkpoint["model"])
+    checkpoint = _check_payload(load_checkpoint(run / CHECKPOINT), run / CHECKPOINT)
+    stem = checkpoint["model"].get("stem.weight") if isinstance(checkpoint["model"], dict) else None
+    if not isinstance(stem, torch.Tensor) or stem.dim() != 4:
+        raise RunFolderError(f"{run / CHECKPOINT} holds no SDEClassifier weights (no 4-D "
+                             f"'stem.weight'); nothing was changed")
+    model = build_model(config, stem.shape[1], 10)
+    _load_weights(model, checkpoint, run / CHECKPOINT)
     accelerate(model, device, amp=config.amp, compile=config.compile)
     return config, model.eval(), checkpoint
 
@@ -383,9 +493,8 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
     count("ensemble (K)", ensemble)
     dataset = dataset or None
     if dataset is not None:
-        _one_of("dataset", dataset, EVAL_DATASETS)
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        checks.one_of("dataset", dataset, EVAL_DATASETS)
+    count("batch_size", batch_size)
     config, model, checkpoint = load_run(run, device)
     name = dataset or config.dataset
     if IMAGE_SHAPES[name] != IMAGE_SHAPES[config.dataset]:  # before any download
@@ -395,12 +504,12 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
     cuda = dev.type == "cuda"
     amp = config.amp == "bf16" or (config.amp == "auto" and cuda)
     torch.manual_seed(seed)
-    clean = ensemble_accuracy(model, test, [1], noise=False, batch_size=batch_size,
-                              channels_last=cuda, amp=amp)[0]
+    clean = ensemble_accuracy(model, test, [1], batch_size=batch_size,
+                              forward=make_forward(dev, amp=amp, channels_last=cuda, noise=False))[0]
     noisy = None
     if config.noise != "none":
         noisy = ensemble_accuracy(model, test, [ensemble], batch_size=batch_size,
-                                  channels_last=cuda, amp=amp)[0]
+                                  forward=make_forward(dev, amp=amp, channels_last=cuda))[0]
     result = {"epoch": int(checkpoint["epoch"]), "dataset": name, "K": ensemble,
               "acc_no_ttn": clean, "acc_ttn": noisy}
     _append_line(Path(run) / EVALS, result)

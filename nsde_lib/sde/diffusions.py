@@ -1,4 +1,4 @@
-"""Diffusion terms G(h, t) of paper 000 (§3.1 and §5), as diagonal noise.
+"""Diffusion terms G(t, y) of paper 000 (§3.1 and §5), as diagonal noise.
 
 Each diffusion is called as ``diffusion(t, y, fy)`` where ``fy`` is the drift's value at the
 same point (Gaussian dropout scales it), and returns ``g`` of the shape of ``y``. Where it is
@@ -10,32 +10,18 @@ import math
 
 import torch
 
-from .checks import non_negative, real
+from .. import checks
 
-__all__ = ["Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS",
-           "check_sigma", "check_p"]
+__all__ = ["Additive", "Multiplicative", "GaussianDropout", "make_diffusion", "DIFFUSIONS"]
 
 DIFFUSIONS = ("none", "additive", "multiplicative", "dropout")
-
-
-def check_sigma(sigma) -> float:
-    """Return ``sigma`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
-    return non_negative("sigma", sigma)
-
-
-def check_p(p) -> float:
-    """Return ``p`` as a float, or raise ``ValueError`` unless 0 ≤ p < 1."""
-    x = real(p)
-    if x is None or not 0 <= x < 1:
-        raise ValueError(f"p (drop probability) must be in [0, 1), got {p!r}")
-    return x
 
 
 class Additive:
     """G = σ·I (eq. 8): the same Gaussian kick for every feature."""
 
     def __init__(self, sigma: float):
-        self.sigma = check_sigma(sigma)
+        self.sigma = checks.sigma(sigma)
 
     def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
         return y.new_full(y.shape, self.sigma)
@@ -49,10 +35,10 @@ class Additive:
 
 
 class Multiplicative:
-    """G = σ·h (§5): noise proportional to the state; the toy of eq. 11 and Corollary 4.0.1."""
+    """G = σ·y (§5; paper 000 writes σ·h): noise proportional to the state; the toy of eq. 11 and Corollary 4.0.1."""
 
     def __init__(self, sigma: float):
-        self.sigma = check_sigma(sigma)
+        self.sigma = checks.sigma(sigma)
 
     def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
         return self.sigma * y
@@ -69,7 +55,7 @@ class GaussianDropout:
     """G = sqrt(p / (1 − p))·diag f (eq. 7): dropout's variance with a Gaussian shape."""
 
     def __init__(self, p: float):
-        self.p = check_p(p)
+        self.p = checks.probability(p)
         self.scale = math.sqrt(self.p / (1 - self.p))
 
     def __call__(self, t, y: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
@@ -81,12 +67,11 @@ class GaussianDropout:
 
 def make_diffusion(kind: str, *, sigma: float = 0.0, p: float = 0.0):
     """The diffusion named ``kind`` (one of :data:`DIFFUSIONS`); ``None`` for ``"none"``."""
+    checks.one_of("noise", kind, DIFFUSIONS)
     if kind == "none":
         return None
     if kind == "additive":
         return Additive(sigma)
     if kind == "multiplicative":
         return Multiplicative(sigma)
-    if kind == "dropout":
-        return GaussianDropout(p)
-    raise ValueError(f"noise must be one of {DIFFUSIONS}, got {kind!r}")
+    return GaussianDropout(p)

@@ -1,5 +1,5 @@
-"""An adaptive ODE solver (Dormand–Prince 5(4)) for the deterministic block, and a classifier
-wrapper that solves a trained model's block with it instead of its fixed steps.
+"""An adaptive ODE solver (Dormand–Prince 5(4)) for the deterministic block
+(:class:`nsde_lib.AdaptiveBlock` solves a trained classifier's block with it).
 
 Paper 004 compares fixed-step and adaptive solvers of the same Neural ODE under attack: an
 adaptive solver picks its steps from the state, so the network it computes is not the one the
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import nn
 
-from .checks import count, positive
-from .solver import DivergenceError
+from ..checks import count, positive
+from .solver import DivergenceError, as_times
 
-__all__ = ["odeint_dopri5", "SolveStats", "AdaptiveBlock"]
+__all__ = ["odeint_dopri5", "SolveStats"]
 
 # Dormand–Prince 5(4) tableau: nodes c, stages a, 5th-order weights b, error weights b − b*.
 _C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
@@ -45,8 +44,8 @@ class SolveStats:
     accepted: int = 0
     rejected: int = 0
     nfe: int = 0
-    h_min: float = math.inf
-    h_max: float = 0.0
+    dt_min: float = math.inf
+    dt_max: float = 0.0
 
 
 def _weighted(ks, weights):
@@ -70,12 +69,12 @@ def _initial_step(f, t0, y0, f0, rtol, atol, span):
         scale = atol + rtol * y0.abs()
         d0 = float((y0 / scale).pow(2).mean().sqrt())
         d1 = float((f0 / scale).pow(2).mean().sqrt())
-        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        h0 = min(h0, span)
-        f1 = f(t0 + h0, y0 + h0 * f0)
-        d2 = float(((f1 - f0) / scale).pow(2).mean().sqrt()) / h0
-        h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1 / 5)
-    return min(100 * h0, h1, span)
+        dt0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+        dt0 = min(dt0, span)
+        f1 = f(t0 + dt0, y0 + dt0 * f0)
+        d2 = float(((f1 - f0) / scale).pow(2).mean().sqrt()) / dt0
+        dt1 = max(1e-6, dt0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1 / 5)
+    return min(100 * dt0, dt1, span)
 
 
 def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: torch.Tensor,
@@ -102,9 +101,7 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
         DivergenceError: NaN/Inf in the state, or the step size collapsing.
         RuntimeError: more than ``max_steps`` steps (names the time reached).
     """
-    from .solver import _as_times
-
-    times = _as_times(ts)
+    times = as_times(ts)
     rtol, atol = positive("rtol", rtol), positive("atol", atol)
     if dt is not None:
         dt = positive("dt (None for adaptive steps)", dt)
@@ -117,7 +114,7 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
 
     out, y, t = [y0], y0, times[0]
     k1 = call(t, y)
-    h = dt if dt is not None else _initial_step(call, t, y, k1, rtol, atol, times[-1] - t)
+    dt_next = dt if dt is not None else _initial_step(call, t, y, k1, rtol, atol, times[-1] - t)
     attempts = 0
     for t_out in times[1:]:
         if dt is not None:  # the fewest equal steps no longer than dt, landing on t_out
@@ -131,7 +128,7 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
             if dt is not None:
                 t_next = grid.pop(0)
             else:  # land on t_out rather than leave a sliver of a step
-                t_next = t_out if t + 1.01 * h >= t_out else t + h
+                t_next = t_out if t + 1.01 * dt_next >= t_out else t + dt_next
             step = t_next - t
             ks = [k1]
             for i in range(1, 7):
@@ -145,40 +142,14 @@ def odeint_dopri5(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: t
                     err = _error_norm(step * _weighted(ks, _E), y, y_new, rtol, atol)
                 accept = err <= 1.0
                 factor = 10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err ** -0.2))
-                h = step * (factor if accept else min(factor, 1.0))
-                if h < 1e-12 * max(1.0, abs(t)):
+                dt_next = step * (factor if accept else min(factor, 1.0))
+                if dt_next < 1e-12 * max(1.0, abs(t)):
                     raise DivergenceError(t, stats.accepted + 1)
             if accept:
                 t, y, k1 = t_next, y_new, ks[6]
                 stats.accepted += 1
-                stats.h_min, stats.h_max = min(stats.h_min, step), max(stats.h_max, step)
+                stats.dt_min, stats.dt_max = min(stats.dt_min, step), max(stats.dt_max, step)
             else:
                 stats.rejected += 1
         out.append(y)
     return torch.stack(out)
-
-
-class AdaptiveBlock(nn.Module):
-    """A trained :class:`nsde_lib.SDEClassifier`'s deterministic block, solved by Dormand–Prince.
-
-    Same weights (stem, drift, head) and horizon ``T``; the block is integrated adaptively to
-    ``rtol``/``atol`` (or with ``dt`` fixed fifth-order steps) instead of the model's fixed
-    Euler steps. The noise is off: adaptive step control is for the ODE.
-
-    Attributes:
-        stats: :class:`SolveStats` of the last forward pass.
-    """
-
-    def __init__(self, model: nn.Module, *, rtol: float = 1e-3, atol: float = 1e-4,
-                 dt: float | None = None):
-        super().__init__()
-        self.model, self.rtol, self.atol, self.dt = model, rtol, atol, dt
-        self.stats = SolveStats()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        h0 = m.stem(x)  # (B, C, H', W')
-        self.stats = SolveStats()
-        hT = odeint_dopri5(m.drift, h0, [0.0, m.T], rtol=self.rtol, atol=self.atol,
-                           dt=self.dt, stats=self.stats)[-1]
-        return m.head(hT)

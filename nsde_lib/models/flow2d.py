@@ -1,8 +1,8 @@
-"""A continuous-depth classifier for 2-D points: h_0 = x, dh = f(t, h) dt + noise, logits = W·h_T.
+"""A continuous-depth classifier for 2-D points: y_0 = x, dy = f(t, y) dt + noise, logits = W·y_T.
 
 The state stays 2-D, so every hidden state is a point of the plane and the whole network is a
 flow of the point cloud you can watch (chapter 03). The drift is a small time-conditioned MLP;
-time enters each layer as a learned bias t·u, so the drift's Lipschitz constant in h does not
+time enters each layer as a learned bias t·u, so the drift's Lipschitz constant in y does not
 depend on t and :func:`nsde_lib.lipschitz_bound` bounds it for every t at once.
 """
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .noise import check_sigma
-from .sde import NOISES, make_sde
-from .solver import METHODS, sdeint
+from .. import checks
+from ..checks import count
+from ..sde.neural_sde import make_sde, noise_switch
+from ..sde.solver import METHODS, sdeint
 
 __all__ = ["TimeLinear", "TimeMLP", "Flow2D"]
 
@@ -46,17 +47,17 @@ class TimeMLP(nn.Module):
 
     def __init__(self, dim: int = 2, width: int = 32, depth: int = 2):
         super().__init__()
-        if not (isinstance(depth, int) and depth >= 1):
-            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        for name, value in (("dim", dim), ("width", width), ("depth", depth)):
+            count(name, value)
         sizes = [dim] + [width] * depth + [dim]
         self.layers = nn.ModuleList(TimeLinear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.act = nn.Tanh()
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = y
+        z = y
         for layer in self.layers[:-1]:
-            h = self.act(layer(t, h))
-        return self.layers[-1](t, h)
+            z = self.act(layer(t, z))
+        return self.layers[-1](t, z)
 
     def lipschitz_modules(self) -> list[nn.Module]:
         """The layers y goes through, in order (for :func:`nsde_lib.lipschitz_bound`)."""
@@ -79,38 +80,42 @@ class Flow2D(nn.Module):
         method: ``"euler"`` or ``"milstein"``.
 
     Attributes:
-        drift: the :class:`TimeMLP` f(t, h).
-        readout: ``nn.Linear(2, n_classes)`` on h_T.
+        drift: the :class:`TimeMLP` f(t, y).
+        readout: ``nn.Linear(2, n_classes)`` on y_T.
+        sde: the :class:`nsde_lib.NeuralSDE` of the current preset (shares the drift).
+        noise_on: the noise switch, as on every noisy model (see :func:`nsde_lib.noise_switch`);
+            ``forward``/``trajectories`` take ``noise=`` to override it for one call.
     """
 
     def __init__(self, n_classes: int = 2, *, width: int = 32, depth: int = 2, T: float = 1.0,
                  dt: float = 0.1, noise: str = "none", sigma: float = 0.0, p: float = 0.0,
                  rate: float = 1.0, method: str = "euler"):
         super().__init__()
-        if not T > 0:
-            raise ValueError(f"T must be > 0, got {T!r}")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        count("n_classes", n_classes)
+        self.T, self.dt = checks.positive("T", T), checks.positive("dt", dt)
+        self.method = checks.one_of("method", method, METHODS)
         self.drift = TimeMLP(2, width, depth)
         self.readout = nn.Linear(2, n_classes)
-        self.T, self.dt, self.method = float(T), float(dt), method
         self.set_noise(noise, sigma=sigma, p=p, rate=rate)
 
     def set_noise(self, noise: str, *, sigma: float = 0.0, p: float = 0.0,
                   rate: float = 1.0) -> "Flow2D":
-        """Switch the noise preset (one of :data:`nsde_lib.NOISES`); returns ``self``."""
-        if noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
-        make_sde(self.drift, noise, sigma=check_sigma(sigma), p=p, rate=rate)  # validates
+        """Choose the noise preset (one of :data:`nsde_lib.NOISES`; its switch starts on);
+        returns ``self``."""
+        self.__dict__["sde"] = make_sde(self.drift, noise, sigma=sigma, p=p, rate=rate)
         self.noise, self.sigma, self.p, self.rate = noise, float(sigma), float(p), float(rate)
         return self
 
-    def sde(self):
-        """The :class:`nsde_lib.NeuralSDE` of the current preset (shares the drift's weights)."""
-        return make_sde(self.drift, self.noise, sigma=self.sigma, p=self.p, rate=self.rate)
+    @property
+    def noise_on(self) -> bool:
+        return self.sde.noise_on
+
+    @noise_on.setter
+    def noise_on(self, on: bool) -> None:
+        self.sde.noise_on = bool(on)
 
     def trajectories(self, x: torch.Tensor, ts=None, *, dt: float | None = None,
-                     bm: torch.Tensor | None = None,
+                     noise: bool | None = None, bm: torch.Tensor | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Hidden states at the times ``ts`` (default: every step of [0, T]).
 
@@ -118,22 +123,28 @@ class Flow2D(nn.Module):
             x: points ``(B, 2)``.
             ts: output times in [0, T].
             dt: solver step (default: the model's).
+            noise: draw the noise (default: :attr:`noise_on`).
             bm: Brownian increments to share between runs (see :func:`nsde_lib.sdeint`).
 
         Returns:
             ``(len(ts), B, 2)``.
         """
+        checks.tensor("x", x, dim=2, floating=True)
+        if x.shape[1] != 2:
+            raise ValueError(f"x must be points of the plane, shape (B, 2), got {tuple(x.shape)}")
         dt = self.dt if dt is None else dt
         if ts is None:
             n = max(1, round(self.T / dt))
             ts = torch.linspace(0.0, self.T, n + 1, dtype=x.dtype, device=x.device)
-        return sdeint(self.sde(), x, ts, dt=dt, method=self.method, bm=bm, generator=generator)
+        with noise_switch(self.sde, noise):
+            return sdeint(self.sde, x, ts, dt=dt, method=self.method, bm=bm,
+                          generator=generator)
 
-    def forward(self, x: torch.Tensor, *, dt: float | None = None,
+    def forward(self, x: torch.Tensor, *, dt: float | None = None, noise: bool | None = None,
                 bm: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Logits ``(B, n_classes)`` of the points ``x`` ``(B, 2)``, one noisy pass."""
-        dt = self.dt if dt is None else dt
-        h_T = sdeint(self.sde(), x, [0.0, self.T], dt=dt, method=self.method, bm=bm,
-                     generator=generator)[-1]
-        return self.readout(h_T)
+        """Logits ``(B, n_classes)`` of the points ``x`` ``(B, 2)``, one pass (noisy when the
+        noise is on)."""
+        y_T = self.trajectories(x, [0.0, self.T], dt=dt, noise=noise, bm=bm,
+                                generator=generator)[-1]
+        return self.readout(y_T)

@@ -12,6 +12,8 @@ import math
 import statistics
 from typing import Callable, Iterable
 
+from .. import checks
+
 __all__ = ["sweep", "summarize", "run_key"]
 
 
@@ -81,7 +83,7 @@ def summarize(records: list[dict], x: str, group: str, *, chance: float,
         an x once per diverged run there; ``values`` holds, per x, the scores of the runs that
         did not diverge (so a figure can show every seed, not only the median).
     """
-    if not 0 <= chance <= 1:
+    if not 0 <= checks.non_negative("chance", chance) <= 1:
         raise ValueError(f"chance must be in [0, 1], got {chance!r}")
     out: dict = {}
     for g in sorted({r[group] for r in records}):

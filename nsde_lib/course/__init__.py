@@ -1,0 +1,9 @@
+"""What the chapters show on screen: plotly figures, sliders that drive them, Table 1's layout,
+and the exercises' self-checks."""
+from .plotting import *  # noqa: F401,F403
+from .widgets import *  # noqa: F401,F403
+from .table1 import *  # noqa: F401,F403
+from .exercises import *  # noqa: F401,F403
+from . import exercises, plotting, table1, widgets
+
+__all__ = plotting.__all__ + widgets.__all__ + table1.__all__ + exercises.__all__

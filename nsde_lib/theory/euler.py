@@ -1,0 +1,47 @@
+"""Explicit Euler on the test equation ẋ = λx (paper 003, Fig. 1): the amplification factor
+1 + λ·dt and the largest stable step. With dt = h this is a residual block's step factor."""
+from __future__ import annotations
+
+import torch
+
+from ..checks import positive
+
+__all__ = ["LinearODE", "euler_factor", "euler_stability_limit"]
+
+
+class LinearODE:
+    """ẋ = λx with torchsde's contract (``f(t, y)``, no diffusion), so :func:`nsde_lib.sdeint`
+    runs explicit Euler on it and ``sdeint(LinearODE(λ), x0, [0, n·dt], dt=dt)[-1]`` is
+    (1 + λ·dt)^n·x0."""
+
+    def __init__(self, lam: float):
+        self.lam = float(lam)
+
+    def f(self, t, y: torch.Tensor) -> torch.Tensor:
+        return self.lam * y
+
+    def __repr__(self):
+        return f"LinearODE(lam={self.lam})"
+
+
+def euler_factor(lam: complex, dt: float) -> complex:
+    """1 + λ·dt: explicit Euler on ẋ = λx multiplies the state by this each step.
+
+    The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
+    Fig. 1, with dt = h).
+    """
+    dt = positive("dt", dt)
+    return 1 + lam * dt
+
+
+def euler_stability_limit(lam: complex) -> float:
+    """The largest step for which explicit Euler on ẋ = λx decays: |1 + λ·dt| < 1 iff
+    dt < −2·Re(λ)/|λ|² (2/|λ| for real λ < 0).
+
+    Raises:
+        ValueError: Re(λ) >= 0: the equation itself does not decay, no step makes Euler decay.
+    """
+    lam = complex(lam)
+    if not lam.real < 0:
+        raise ValueError(f"lam must have a negative real part (a decaying equation), got {lam!r}")
+    return -2 * lam.real / abs(lam) ** 2
