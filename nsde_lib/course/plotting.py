@@ -9,10 +9,41 @@ import torch
 
 __all__ = ["to_numpy", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
            "binned", "HISTNORMS", "histogram_figure", "set_histograms", "poisson_figure",
-           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure"]
+           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS",
+           "model_color"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
           "#e377c2")
+
+# One colour per model across the course: a model has the same colour in every figure of every
+# chapter (keys are the noise presets of nl.SDEClassifier, plus the course's other variants).
+MODEL_COLORS = {
+    "none": "#1f77b4",            # the Neural ODE: blue
+    "additive": "#17becf",        # cyan
+    "multiplicative": "#ff7f0e",  # orange
+    "dropout": "#2ca02c",         # green (Gaussian dropout)
+    "jump-dropout": "#e377c2",    # pink
+    "spectral-norm": "#9467bd",   # purple (the ODE with spectrally normalised drift, paper 004)
+    "adaptive": "#8c564b",        # brown (the ODE solved by Dormand-Prince)
+}
+_MODEL_ALIASES = {"ode": "none", "neural ode": "none", "gaussian dropout": "dropout",
+                  "jump dropout": "jump-dropout", "ode + spectral norm": "spectral-norm",
+                  "spectral norm": "spectral-norm"}
+
+
+def model_color(name: str) -> str:
+    """The course's colour of a model, by noise preset or display name (``"none"``, ``"ODE"``,
+    ``"Multiplicative"``, ``"ODE + spectral norm"``...), case-insensitive.
+
+    Raises:
+        ValueError: a name with no colour (the message lists the models that have one).
+    """
+    key = str(name).strip().lower()
+    key = _MODEL_ALIASES.get(key, key)
+    if key not in MODEL_COLORS:
+        raise ValueError(f"model must be one of {tuple(MODEL_COLORS)} (or ODE, Gaussian dropout, "
+                         f"ODE + spectral norm), got {name!r}")
+    return MODEL_COLORS[key]
 
 
 def to_numpy(x) -> np.ndarray:

@@ -158,7 +158,7 @@ def load_checkpoint(path: str | os.PathLike, device="cpu") -> dict:
     path = Path(path)
     try:
         payload = torch.load(path, map_location=pick_device(device), weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+    except Exception as err:  # noqa: BLE001 (torch.load fails in many ways on a bad file)
         reason = ("a weights-only load refused the Python objects in it"
                   if isinstance(err, pickle.UnpicklingError)
                   else f"{type(err).__name__}: {_first_line(err)}")
@@ -334,6 +334,7 @@ def _check_run_folder(config: RunConfig, out: Path, resume: bool) -> dict | None
                 f"with --resume, or choose another --out")
         return None
     stored = RunConfig.from_dict(read_config(out)).science()
+    _read_metrics(out / METRICS)  # a damaged metrics file stops the resume before any work
     given = config.science()
     diff = {k: (stored[k], given[k]) for k in stored if stored[k] != given[k]}
     if diff:
