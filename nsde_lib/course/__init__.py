@@ -5,5 +5,6 @@ from .widgets import *  # noqa: F401,F403
 from .table1 import *  # noqa: F401,F403
 from .exercises import *  # noqa: F401,F403
 from . import exercises, plotting, table1, widgets
+from . import answers  # noqa: E402,F401  (registers every chapter's exercises)
 
 __all__ = plotting.__all__ + widgets.__all__ + table1.__all__ + exercises.__all__

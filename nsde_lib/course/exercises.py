@@ -59,8 +59,6 @@ def check(exercise_id: str, answer, **context) -> None:
     Raises:
         ValueError: an unknown exercise, or a missing or unexpected context object.
     """
-    from . import answers  # noqa: F401  (registers every chapter's exercises)
-
     if exercise_id not in EXERCISES:
         raise ValueError(f"exercise must be one of {sorted(EXERCISES)}, got {exercise_id!r}")
     ex = EXERCISES[exercise_id]

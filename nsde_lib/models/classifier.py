@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 from .. import checks
 from ..checks import count, positive
 from ..sde.adaptive import SolveStats, odeint_dopri5
-from ..sde.neural_sde import make_sde, noise_switch
+from ..sde.neural_sde import SwitchedBySDE, make_sde, noise_switch
 from ..sde.solver import METHODS, sdeint
 
 __all__ = ["SDEClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm", "AdaptiveBlock",
@@ -93,7 +93,7 @@ class ConvDrift(nn.Module):
         return self.norms[3](out)
 
 
-class SDEClassifier(nn.Module):
+class SDEClassifier(SwitchedBySDE, nn.Module):
     """Conv stem → SDE block on [0, T] with ``steps`` solver steps → norm → ReLU → pool → linear.
 
     Args:
@@ -152,14 +152,6 @@ class SDEClassifier(nn.Module):
     def sde(self):
         """The :class:`nsde_lib.NeuralSDE` of the block (``f``/``g``: torchsde's contract)."""
         return self._sde
-
-    @property
-    def noise_on(self) -> bool:
-        return self._sde.noise_on
-
-    @noise_on.setter
-    def noise_on(self, on: bool) -> None:
-        self._sde.noise_on = bool(on)
 
     @property
     def dt(self) -> float:

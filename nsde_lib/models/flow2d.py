@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import checks
 from ..checks import count
-from ..sde.neural_sde import make_sde, noise_switch
+from ..sde.neural_sde import SwitchedBySDE, make_sde, noise_switch
 from ..sde.solver import METHODS, sdeint
 
 __all__ = ["TimeLinear", "TimeMLP", "Flow2D"]
@@ -67,7 +67,7 @@ class TimeMLP(nn.Module):
         return out + [self.layers[-1]]
 
 
-class Flow2D(nn.Module):
+class Flow2D(SwitchedBySDE, nn.Module):
     """Neural ODE/SDE classifier of 2-D points (paper 000, eq. 3, on the plane).
 
     Args:
@@ -105,14 +105,6 @@ class Flow2D(nn.Module):
         self.__dict__["sde"] = make_sde(self.drift, noise, sigma=sigma, p=p, rate=rate)
         self.noise, self.sigma, self.p, self.rate = noise, float(sigma), float(p), float(rate)
         return self
-
-    @property
-    def noise_on(self) -> bool:
-        return self.sde.noise_on
-
-    @noise_on.setter
-    def noise_on(self, on: bool) -> None:
-        self.sde.noise_on = bool(on)
 
     def trajectories(self, x: torch.Tensor, ts=None, *, dt: float | None = None,
                      noise: bool | None = None, bm: torch.Tensor | None = None,

@@ -11,7 +11,7 @@ from .. import checks
 from .diffusions import DIFFUSIONS, make_diffusion
 from .jumps import JumpDropout, PoissonJump, StochasticDepth
 
-__all__ = ["NeuralSDE", "make_sde", "NOISES", "noise_switch"]
+__all__ = ["NeuralSDE", "make_sde", "NOISES", "noise_switch", "SwitchedBySDE"]
 
 NOISES = DIFFUSIONS + ("jump-dropout", "stochastic-depth")
 
@@ -125,6 +125,19 @@ def noise_switch(model, on: bool | None):
         yield model
     finally:
         model.noise_on = was
+
+
+class SwitchedBySDE:
+    """Mixin for a model whose noise lives in its :class:`NeuralSDE` ``self.sde``: the model's
+    ``noise_on`` *is* that SDE's switch, so there is one switch, not two to keep in step."""
+
+    @property
+    def noise_on(self) -> bool:
+        return self.sde.noise_on
+
+    @noise_on.setter
+    def noise_on(self, on: bool) -> None:
+        self.sde.noise_on = bool(on)
 
 
 def make_sde(drift, noise: str = "none", *, sigma: float = 0.0, p: float = 0.0,
