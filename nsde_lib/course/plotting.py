@@ -9,7 +9,7 @@ import torch
 
 __all__ = ["to_numpy", "with_gaps", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
            "binned", "HISTNORMS", "histogram_figure", "set_histograms", "poisson_figure",
-           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS",
+           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS", "log_axis",
            "model_color"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -103,6 +103,13 @@ def set_paths(fig: go.Figure, ts, paths, *, n_show: int = 20) -> None:
     with fig.batch_update():
         fig.data[0].x, fig.data[0].y = x, y
         fig.data[1].x, fig.data[1].y = to_numpy(ts), to_numpy(paths).reshape(len(ts), -1).mean(1)
+
+
+def log_axis(values) -> dict:
+    """Axis settings for a log axis over a few values (depths 2 … 32, learning rates): a tick at
+    each value, no minor labels ("2 3 … 10 2 3")."""
+    values = sorted({float(v) for v in values})
+    return dict(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
 
 
 def rgba(color: str, alpha: float) -> str:
@@ -373,7 +380,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
                       template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
     if log_x:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(**log_axis([x for curve in summary.values() for x in curve["x"]]))
     return fig
 
 

@@ -13,19 +13,13 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from ..theory.euler import euler_factor, euler_solution, euler_stability_limit
-from .plotting import H_COLORS, rgba, to_numpy
+from .plotting import H_COLORS, log_axis, rgba, to_numpy
 
 __all__ = ["euler_figure", "set_euler", "euler_steps_figure", "decision_line",
-           "flow_figure", "set_flow", "regions_figure", "log_axis"]
+           "flow_figure", "set_flow", "regions_figure", "prop1_figure",
+           "growth_figure", "dynamics_figure", "set_dynamics", "h_grid_figure"]
 
 CLASS_COLORS = ("#1f77b4", "#d62728")  # class 0 blue, class 1 red (the moons)
-
-
-def log_axis(values) -> dict:
-    """Axis settings for a log axis over a few values (depths 2 … 32, learning rates): a tick at
-    each value, no minor labels ("2 3 … 10 2 3")."""
-    values = sorted({float(v) for v in values})
-    return dict(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
 
 
 # --- 01 · Euler on x' = λx ----------------------------------------------------------------------
@@ -163,5 +157,112 @@ def regions_figure(models: dict, points, labels, *, x_range=(-2.0, 3.0), y_range
             sel = labels == cls
             fig.add_scatter(x=points[sel, 0], y=points[sel, 1], mode="markers", showlegend=False,
                             marker=dict(size=3, color=rgba(color, 0.9)), row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white", height=380)
+    return fig
+
+
+# --- 02 · gradients and perturbations through depth -------------------------------------------------
+
+def prop1_figure(depths, measured: dict, product: dict, paper: dict) -> go.Figure:
+    """Prop. 1 against depth, one panel for the measured gradient growth and one for the two
+    bounds (they run many orders of magnitude higher; one axis for all would flatten the
+    measurement). Each dict maps a step factor h to one value per depth."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "measured |∂L/∂x_0| / |∂L/∂x_D|", "the bounds Π(1 + hW_i) and 1 − h + h(1 + W)^D"))
+    for h in measured:
+        color = H_COLORS.get(h, "#2ca02c")
+        fig.add_scatter(x=depths, y=measured[h], mode="lines+markers", name=f"h = {h}: measured",
+                        line=dict(color=color, width=3), row=1, col=1)
+        fig.add_scatter(x=depths, y=product[h], mode="lines", name=f"h = {h}: Π(1 + hW_i)",
+                        line=dict(color=color, dash="dash"), row=1, col=2)
+        fig.add_scatter(x=depths, y=paper[h], mode="lines", name=f"h = {h}: 1 − h + h(1 + W)^D",
+                        line=dict(color=color, dash="dot"), row=1, col=2)
+    fig.update_xaxes(title_text="depth D (blocks)", **log_axis(depths))
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(title_text="gradient growth factor", row=1, col=1)
+    fig.update_layout(title="Prop. 1 at initialisation", template="plotly_white", height=420,
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def growth_figure(depths, curves: dict, *, title: str, y_title: str,
+                  diverged: dict | None = None) -> go.Figure:
+    """Growth factors against depth: ``curves`` maps a legend label to ``(h, values, dashed)``
+    (``None`` values are skipped), ``diverged`` maps h to the depths where that run diverged
+    (drawn as × at 1)."""
+    fig = go.Figure()
+    for label, (h, values, dashed) in curves.items():
+        xs = [d for d, v in zip(depths, values) if v is not None]
+        ys = [v for v in values if v is not None]
+        fig.add_scatter(x=xs, y=ys, mode="lines" if dashed else "lines+markers", name=label,
+                        line=dict(color=H_COLORS.get(h, "#2ca02c"), width=1.5 if dashed else 3,
+                                  dash="dot" if dashed else "solid"))
+    for h, bad in (diverged or {}).items():
+        if bad:
+            fig.add_scatter(x=bad, y=[1.0] * len(bad), mode="markers",
+                            name=f"h = {h}: diverged, no network",
+                            marker=dict(symbol="x", size=12, color=H_COLORS.get(h, "#2ca02c")))
+    fig.update_layout(title=title, xaxis=dict(title="depth D", **log_axis(depths)),
+                      yaxis=dict(type="log", title=y_title), template="plotly_white", height=400)
+    return fig
+
+
+def dynamics_figure(hs) -> go.FigureWidget:
+    """Paper 003's Fig. 2: one block's gradient norm (left) and weight norm (right) over the
+    training iterations, one line per step factor, × where a run diverged. Traces: ``i`` gradient
+    and ``len(hs) + i`` weights of ``hs[i]``, then ``2·len(hs) + i`` its divergence marker.
+    Update with :func:`set_dynamics`."""
+    fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=(
+        "gradient norm of the block", "weight norm of the block")))
+    for col in (1, 2):
+        for h in hs:
+            fig.add_scatter(x=[], y=[], mode="lines", name=f"h = {h}", showlegend=col == 1,
+                            line=dict(color=H_COLORS.get(h, "#2ca02c")), row=1, col=col)
+    for h in hs:
+        fig.add_scatter(x=[], y=[], mode="markers", name=f"h = {h}: diverged here",
+                        marker=dict(symbol="x", size=13, color=H_COLORS.get(h, "#2ca02c")),
+                        row=1, col=2)
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(title_text="iteration")
+    fig.update_layout(template="plotly_white", height=400, margin=dict(l=50, r=20, t=70, b=40))
+    return fig
+
+
+def set_dynamics(fig: go.FigureWidget, runs: list, block: int) -> None:
+    """Show block ``block`` (1-based) of each run ``(grad_norms, weight_norms, diverged)`` — lists
+    of per-iteration lists of block norms — in a :func:`dynamics_figure`, same order as its hs."""
+    n = len(runs)
+    for i, (grads, weights, diverged) in enumerate(runs):
+        g = np.asarray(grads)[:, block - 1]
+        w = np.asarray(weights)[:, block - 1]
+        fig.data[i].x, fig.data[i].y = np.arange(1, len(g) + 1), g
+        fig.data[n + i].x, fig.data[n + i].y = np.arange(1, len(w) + 1), w
+        fig.data[2 * n + i].x, fig.data[2 * n + i].y = ([len(w)], [w[-1]]) if diverged else ([], [])
+
+
+def h_grid_figure(curves: dict, *, chance: float, title: str = "") -> go.Figure:
+    """Paper 003's Fig. 9: accuracy against the step factor h, one panel per depth. ``curves``
+    maps a depth to a :func:`nsde_lib.summarize` curve over h (median, min–max band, every run,
+    × for diverged runs at chance)."""
+    fig = make_subplots(rows=1, cols=len(curves), subplot_titles=[f"depth {d}" for d in curves],
+                        shared_yaxes=True)
+    green = "#2ca02c"
+    for col, curve in enumerate(curves.values(), start=1):
+        xs = list(curve["x"])
+        fig.add_scatter(x=xs + xs[::-1], y=list(curve["hi"]) + list(curve["lo"])[::-1],
+                        fill="toself", fillcolor=rgba(green, 0.18), line=dict(width=0),
+                        showlegend=False, hoverinfo="skip", row=1, col=col)
+        fig.add_scatter(x=xs, y=curve["median"], mode="lines+markers", line=dict(color=green),
+                        name="median over seeds", showlegend=col == 1, row=1, col=col)
+        fig.add_scatter(x=[x for x, v in zip(xs, curve["values"]) for _ in v],
+                        y=[a for v in curve["values"] for a in v], mode="markers",
+                        showlegend=False, marker=dict(size=6, color=green, opacity=0.45),
+                        row=1, col=col)
+        if curve["diverged_x"]:
+            fig.add_scatter(x=curve["diverged_x"], y=[chance] * len(curve["diverged_x"]),
+                            mode="markers", marker=dict(symbol="x", size=11, color="black"),
+                            name="diverged run", showlegend=col == 1, row=1, col=col)
+        fig.update_xaxes(title_text="step factor h", row=1, col=col, **log_axis(xs))
+    fig.update_yaxes(title_text="test accuracy", col=1)
     fig.update_layout(title=title, template="plotly_white", height=380)
     return fig
