@@ -44,33 +44,49 @@ def figure_html(figure: dict, div_id: str | None = None) -> str:
                        auto_play=False, config=PLOTLY_CONFIG, validate=False)
 
 
+def _space_below(layout: dict, n_traces: int) -> float:
+    """Pixels under the plot area taken by the axis titles and a horizontal legend there."""
+    margin = layout.get("margin") or {}
+    below = margin.get("b", 80)
+    legend = layout.get("legend") or {}
+    if legend.get("orientation") == "h" and (legend.get("y") if legend.get("y") is not None
+                                             else 1) < 0:
+        plot_height = ((layout.get("height") or 450) - margin.get("t", 100) - below)
+        rows = -(-n_traces * 190 // (layout.get("width") or 700))   # ~190 px per entry
+        below = max(below, -legend["y"] * plot_height + 24 * rows + 10)
+    return below
+
+
 def static_slider_figure(payload: dict) -> dict:
     """The plotly figure for precomputed slider states: the starting figure, its frames, and
-    one slider per control (steps animate to a frame; with several controls the steps do
-    nothing themselves and ``nsde-sliders.js`` animates to the frame of all sliders' positions).
+    one slider per control that has more than one position (named by the control's index).
+
+    With one such control its steps animate to their frame themselves; with several the steps
+    do nothing and ``nsde-sliders.js`` animates to the frame named by all sliders' positions.
     """
     controls = payload["controls"]
     layout = copy.deepcopy(payload["figure"]["layout"])
-    several = len(controls) > 1
-    margin = dict(layout.get("margin") or {})
-    below = margin.get("b", 80)
-    legend = layout.get("legend") or {}
-    if legend.get("orientation") == "h" and (legend.get("y") or 1) < 0:
-        below += 40          # a legend under the plot: the sliders go under it
+    movable = [k for k, c in enumerate(controls) if len(c["values"]) > 1]
+    below = _space_below(layout, len(payload["figure"]["data"]))
     sliders = []
-    for k, control in enumerate(controls):
-        steps = [{"label": label, "method": "skip" if several else "animate",
-                  "args": [None] if several else [[str(i)], ANIMATE]}
-                 for i, label in enumerate(control["labels"])]
+    for row, k in enumerate(movable):
+        control = controls[k]
+        steps = []
+        for i, label in enumerate(control["labels"]):
+            name = "-".join(str(i if j == k else c["active"]) for j, c in enumerate(controls))
+            steps.append({"label": label, "method": "skip" if len(movable) > 1 else "animate",
+                          "args": [[name], ANIMATE]})
         sliders.append({"active": control["active"], "steps": steps, "x": 0.05, "len": 0.9,
-                        "y": 0, "yanchor": "top", "pad": {"t": below + SLIDER_HEIGHT * k},
+                        "y": 0, "yanchor": "top", "pad": {"t": below + SLIDER_HEIGHT * row},
                         "currentvalue": {"prefix": f"{control['description']} = ",
                                          "font": {"size": 13}},
-                        "name": control["name"]})
+                        "name": str(k)})
     layout["sliders"] = sliders
-    margin["b"] = below + SLIDER_HEIGHT * len(controls)
+    margin = dict(layout.get("margin") or {})
+    grow = below + SLIDER_HEIGHT * len(movable) - margin.get("b", 80)
+    margin["b"] = below + SLIDER_HEIGHT * len(movable)
     layout["margin"] = margin
-    layout["height"] = (layout.get("height") or 450) + SLIDER_HEIGHT * len(controls)
+    layout["height"] = (layout.get("height") or 450) + grow     # the plot keeps its size
     return {"data": payload["figure"]["data"], "layout": layout, "frames": payload["frames"]}
 
 
@@ -78,11 +94,13 @@ def static_slider_html(payload: dict, div_id: str) -> str:
     """HTML for precomputed slider states: the draggable figure and a line saying what it is."""
     figure = static_slider_figure(payload)
     controls = payload["controls"]
-    names = " and ".join(html.escape(c["description"]) for c in controls)
+    names = " and ".join(html.escape(c["description"]) for c in controls if len(c["values"]) > 1)
     count = len(payload["frames"])
     note = (f"<p class='nsde-live-note'>Drag {names}: {count} precomputed states "
             f"(every value is live in JupyterLab, <code>make lab</code>).</p>")
-    return (f"<div class='nsde-live' data-controls='{len(controls)}'>"
+    movable = sum(len(c["values"]) > 1 for c in controls)
+    active = json.dumps([c["active"] for c in controls])
+    return (f"<div class='nsde-live' data-sliders='{movable}' data-active='{active}'>"
             f"{figure_html(figure, div_id)}{note}</div>")
 
 
@@ -174,7 +192,8 @@ def has_figure(cell) -> bool:
 
 def _solution_markdown(source: str) -> str:
     """A markdown solution inside a dropdown admonition (no section headings inside one)."""
-    body = re.sub(r"^#{1,6}\s+(.*)$", r"**\1**", source, flags=re.M)
+    body = re.sub(r"\A#{1,6}\s+[^\n]*[Ss]olutions?\s*\n", "", source)   # the dropdown's title
+    body = re.sub(r"^#{1,6}\s+(.*)$", r"**\1**", body, flags=re.M)
     return f":::{{admonition}} Solution\n:class: dropdown\n\n{body}\n:::"
 
 
