@@ -90,26 +90,31 @@ def _figure(cells, ids) -> str:
     return ""
 
 
-def sections(nb) -> list[tuple[str, list]]:
-    """``[(heading, cells)]``: the cells before the first ``##`` heading, then each section."""
-    out = [("", [])]
+def sections(nb) -> list[tuple[str, list[str], list]]:
+    """``[(heading, markdown texts, code cells)]``: what comes before the first ``##`` heading,
+    then each section (a heading may sit inside a markdown cell, after other text)."""
+    out = [("", [], [])]
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith("## "):
-            out.append((cell.source.splitlines()[0][3:].strip(), []))
-        out[-1][1].append(cell)
+        if cell.cell_type != "markdown":
+            out[-1][2].append(cell)
+            continue
+        if "solution" in cell.metadata.get("tags", []):
+            continue
+        parts = re.split(r"^## +(.*)$", cell.source, flags=re.M)
+        if parts[0].strip():
+            out[-1][1].append(parts[0])
+        for heading, text in zip(parts[1::2], parts[2::2]):
+            out.append((heading.strip(), [text] if text.strip() else [], []))
     return out
 
 
-def _slide(heading: str, cells, ids) -> str:
-    texts = [c.source for c in cells if c.cell_type == "markdown"
-             and "solution" not in c.metadata.get("tags", [])]
-    body = re.sub(r"^##[^\n]*\n?", "", texts[0]) if texts else ""
+def _slide(heading: str, texts: list[str], cells, ids) -> str:
     parts = [f"<h2>{_markdown(heading)[3:-5]}</h2>"]
     if "exercise" in heading.lower():
         questions = [t for t in texts if re.search(r"Exercise \d|^\d+\.\s", t, flags=re.M)]
         parts.append(_markdown("\n\n".join(questions)[:1500]))
     else:
-        paragraph = _first_paragraph(body)
+        paragraph = _first_paragraph(texts[0]) if texts else ""
         if paragraph:
             parts.append(_markdown(paragraph))
         formula = _formula(texts)
@@ -164,10 +169,10 @@ def write_deck(nb, path: Path, *, title: str) -> Path:
     """Write the reveal.js deck of executed chapter ``nb`` to ``path``."""
     ids = (f"{path.stem}-fig-{k}" for k in range(10 ** 6))
     parts = sections(nb)
-    opening = "\n\n".join(c.source for c in parts[0][1] if c.cell_type == "markdown")
+    opening = "\n\n".join(parts[0][1])
     intro = _first_list(opening) or _first_paragraph(re.sub(r"^#[^\n]*\n", "", opening))
     slides = [f"<section><h1>{html.escape(title)}</h1>{_markdown(intro)}</section>"]
-    slides += [_slide(heading, cells, ids) for heading, cells in parts[1:]
+    slides += [_slide(heading, texts, cells, ids) for heading, texts, cells in parts[1:]
                if not heading.lower().startswith(("parameters", "what next"))]
     path.write_text(DECK.format(title=html.escape(title), slides="\n".join(slides)),
                     encoding="utf-8")

@@ -50,3 +50,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "home_page_in_toc": True,
 }
+
+
+def setup(app):
+    # Load MathJax on every page, not only on pages with formulas of their own: the navigation
+    # shows chapter titles with math (the step factor $h$) on every page.
+    app.set_html_assets_policy("always")

@@ -266,15 +266,22 @@ def figure_y(browser_page, box_index: int):
 
 
 def math_report(browser_page) -> dict:
-    browser_page.wait_for_function(
-        "() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-    browser_page.evaluate("() => MathJax.startup.promise")
-    return browser_page.evaluate("""() => ({
+    """What MathJax made of the page's formulas (Sphinx's ``.math`` spans and divs): how many
+    it typeset, how many failed (an error node, or the text of MathJax 2's error), how many it
+    left as TeX source, and how many contain a prime (U+2032)."""
+    formulas = "span.math.notranslate, div.math.notranslate"
+    if browser_page.locator(formulas).count():
+        browser_page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        browser_page.evaluate("() => MathJax.startup.promise")
+    return browser_page.evaluate("""sel => ({
         formulas: document.querySelectorAll('mjx-container').length,
         errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
         text: document.body.innerText.includes('Math Processing Error'),
-        raw: [...document.querySelectorAll('.math')].filter(m => !m.querySelector('svg')).length,
-    })""")
+        raw: [...document.querySelectorAll(sel)].filter(m => !m.querySelector('svg')).length,
+        primes: [...document.querySelectorAll('mjx-container')].filter(
+            m => m.innerHTML.includes('2032')).length,
+    })""", formulas)
 
 
 @pytest.mark.browser
@@ -311,6 +318,7 @@ def test_formulas_with_primes_render_without_a_mathjax_error(chromium, site):
     report = math_report(browser_page)
     browser_page.close()
     assert report["formulas"] >= 5 and report == {**report, "errors": 0, "text": False, "raw": 0}
+    assert report["primes"] >= 4        # x', H' and W', B'_t, g' (MathJax 2 failed on each)
     assert not errors, errors
 
 
