@@ -112,11 +112,26 @@ def apply(nb, source: str | None = None) -> bool:
     return True
 
 
+def launch_table(notebooks: list[Path]) -> str:
+    """A markdown table of Colab and Binder links for ``notebooks`` (for the README)."""
+    rows = ["| chapter | run online |", "|---|---|"]
+    for path in notebooks:
+        links = launch_links(path.name)
+        online = " · ".join(f"[{name.title()}]({url})" for name, url in links.items())
+        rows.append(f"| `{path.stem}` | {online or 'no launch links (not a GitHub URL)'} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.bootstrap", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", type=Path, help="notebooks to update in place")
+    parser.add_argument("--links", action="store_true",
+                        help="print the notebooks' Colab/Binder links as a markdown table instead")
     args = parser.parse_args(argv)
+    if args.links:
+        print(launch_table(args.notebooks))
+        return 0
     import nbformat
 
     source = snippet()
