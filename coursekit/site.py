@@ -175,7 +175,8 @@ A hands-on course on one idea: a residual network is a numerical method for a di
 equation, and how you step through it — the step factor $h$, and noise injected into the
 dynamics — decides how stable and how robust the network is.
 
-Every page below was produced by running its notebook top to bottom (`make course`). The figures
+Every page below was produced by running its notebook (`make course`: the student copy top to
+bottom, then the worked solutions, on one kernel). The figures
 are live plotly figures, and every slider figure can be dragged on this page: its states were
 precomputed at a handful of positions when the notebook ran. To move a slider to *any* value,
 or to change the code, run the notebook: locally with `make lab`, or online with the
