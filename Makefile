@@ -1,4 +1,5 @@
-# One command each: `make course` runs the course, `make test` runs the test suite.
+# One command each: `make course` runs the course and builds its site, `make test` runs the test
+# suite, `make student` writes the learners' copies. `NSDE_QUICK=1 make course` builds the quick site.
 # Both create .venv and install the project on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv course test lab bench clean chromium
+.PHONY: venv course student test lab bench clean chromium
 
 venv: $(STAMP)
 
@@ -18,6 +19,9 @@ $(STAMP): pyproject.toml
 
 course: $(STAMP)
 	$(BIN)/python -m coursekit.site
+
+student: $(STAMP)
+	$(BIN)/python -m coursekit.student
 
 test: $(STAMP) chromium
 	NSDE_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS)

@@ -1,12 +1,30 @@
-"""`make course`: run every notebook on a fresh kernel and export it as HTML with live figures.
+"""`make course`: run every chapter once and publish the course as a static, offline site.
 
-``python -m coursekit.site`` executes ``notebooks/NN_*.ipynb`` in order, writes the executed
-copies and their HTML to ``build/`` and prints one line per notebook (name, seconds, status).
-``build/index.html`` lists the chapters with their run time and status and links every page.
+``python -m coursekit.site`` (``make course``; ``NSDE_QUICK=1 make course`` or ``--quick`` for
+the quick run) runs each ``notebooks/NN_*.ipynb`` once (:func:`coursekit.execute.run_chapter`:
+its student copy top to bottom, then its solutions), prints one line per chapter (name, seconds,
+status) and writes under ``build/``:
 
-Figures survive the export: plotly's JSON outputs and the final state of every plotly
-``FigureWidget`` become plotly divs drawn by one ``plotly.min.js`` shipped beside the pages
-(no CDN); a slider becomes a line that says its last value.
+* ``site/`` — the course site; open ``build/index.html`` (it forwards to ``site/index.html``);
+* ``executed/NN_slug.ipynb`` and ``executed/student/NN_slug.ipynb`` — the chapter and its
+  student copy as they ran; ``student/NN_slug.ipynb`` — clean student copies (``make student``);
+* ``course.json`` — each chapter's last run time and status (a partial ``--only`` build keeps
+  the others'); ``site-src/`` — the site's sources, ``sphinx.log`` — the site build's warnings.
+
+**The builder: Sphinx + MyST-NB + sphinx-book-theme**, the engine of Jupyter Book 1 without its
+CLI (the maintained ExecutableBooks packages). It was chosen because it works fully offline: the
+theme ships its CSS, JS and icon fonts; Sphinx's search is a JavaScript index in the page folder
+(on ``file://`` too, with search summaries off, as they are fetched); MathJax 3 (SVG output, so
+no web fonts to load) is copied from the ``sphinx-mathjax-offline`` wheel and plotly.js from the
+plotly package; MyST-NB's widget manager, which would come from a CDN, is switched off (slider
+figures are precomputed instead, see :mod:`coursekit.export`). It gives navigation, search,
+previous/next links, collapsible code (cell tags), launch buttons and a book layout. Jupyter
+Book 2 (MyST-MD) was not chosen: it builds with Node and downloads its theme at build time.
+nbconvert templates alone would leave navigation and search to be written by hand.
+
+The site's Sphinx configuration is :mod:`coursekit.sphinx_conf`; its static files are in
+``coursekit/site_static/``; the instructor's kit comes from ``instructors/`` and the slides from
+:mod:`coursekit.slides`.
 
 ``python -m coursekit.site --pin notebooks/NN_x.ipynb`` is the maintainers' tool: it runs the
 notebook in quick mode and stores the outputs of the cells tagged ``nbval-check-output`` (what
@@ -17,33 +35,28 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
-import re
+
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit import bootstrap, export, slides
+from coursekit.execute import CHECK_TAG, NOTEBOOKS, course_notebooks, pin, run_chapter
+
+__all__ = ["CHECK_TAG", "course_notebooks", "build", "main", "Result", "chapter_title"]
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
-CHECK_TAG = "nbval-check-output"
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+INSTRUCTORS = ROOT / "instructors"
+SITE_STATIC = Path(__file__).resolve().parent / "site_static"
 PLOTLY_JS = "plotly.min.js"
-MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX_JS = "mathjax/tex-svg.js"
 INDEX = "index.html"
 RECORDS = "course.json"
-# Run after a notebook's last cell so the stored widget state holds each figure's last data.
-SYNC_FIGURES = """\
-try:
-    from nsde_lib.course.widgets import sync_figure_state as _nsde_sync
-    _nsde_sync()
-    del _nsde_sync
-except ImportError:
-    pass"""
+TITLE = "Noise, step size and robust residual networks"
 
 
 @dataclass
@@ -52,309 +65,264 @@ class Result:
     seconds: float
     ok: bool
     error: str = ""
+    failed_in: str = ""          # "", "student copy" or "solutions"
 
 
-def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
-    """The chapters, ``NN_slug.ipynb``, in order."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
-
-
-def execute(path: Path, *, quick: bool = False, timeout: int = 1800):
-    """Run a notebook top to bottom on a fresh python3 kernel; returns ``(nb, seconds, error)``.
-
-    The kernel starts in the notebook's folder, with ``NSDE_QUICK`` set when ``quick``. The
-    widget state is stored so the export can draw each slider's last figure: after the last
-    cell, one extra cell (not kept in ``nb``) syncs every FigureWidget's state to its figure.
-    """
-    import nbclient
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    n_cells = len(nb.cells)
-    nb.cells.append(nbformat.v4.new_code_cell(SYNC_FIGURES))   # taken out again below
-    env_quick = os.environ.get("NSDE_QUICK")
-    os.environ["NSDE_QUICK"] = "1" if quick else ""
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                                     store_widget_state=True,
-                                     resources={"metadata": {"path": str(path.parent)}})
-    start, error = time.perf_counter(), ""
-    try:
-        client.execute()
-    except Exception as err:  # a failing chapter is reported, the others still run
-        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
-    finally:
-        del nb.cells[n_cells:]
-        if env_quick is None:
-            os.environ.pop("NSDE_QUICK", None)
-        else:
-            os.environ["NSDE_QUICK"] = env_quick
-    return nb, time.perf_counter() - start, error
-
-
-# --- figures in the HTML ---------------------------------------------------------------------
-
-def _figure_html(figure: dict) -> str:
-    import plotly.io as pio
-
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False,
-                       config={"responsive": True})
-
-
-def _with_buffers(model: dict) -> dict:
-    """The model's state with its binary buffers (NumPy arrays of traces) put back in place."""
-    import base64
-    import copy
-
-    import numpy as np
-
-    state = copy.deepcopy(dict(model["state"]))
-    for buf in model.get("buffers", []):
-        path = [k for k in buf["path"] if k != "buffer"]  # plotly puts {dtype, shape, buffer}
-        node = state
-        for key in path[:-1]:
-            node = node[key] if node is not None else None
-        if node is None:  # a message slot, already consumed
-            continue
-        spec = node[path[-1]]
-        array = np.frombuffer(base64.b64decode(buf["data"]), dtype=spec["dtype"])
-        node[path[-1]] = array.reshape(spec["shape"]).tolist()
-    return state
-
-
-def _widget_html(model_id: str, state: dict) -> str:
-    """Static HTML for a widget tree: plotly figures drawn, controls as their last value."""
-    model = state.get(model_id)
-    if model is None:
-        return ""
-    s = _with_buffers(model)
-    if "_widget_data" in s and "_widget_layout" in s:  # plotly FigureWidget (anywidget)
-        return _figure_html({"data": s["_widget_data"], "layout": s["_widget_layout"]})
-    children = s.get("children") or []
-    if children:
-        inner = "".join(_widget_html(c.replace("IPY_MODEL_", ""), state) for c in children)
-        direction = "row" if model["model_name"] == "HBoxModel" else "column"
-        return f'<div style="display:flex;flex-direction:{direction};gap:1em">{inner}</div>'
-    if "value" in s and "description" in s:  # a slider, dropdown, ...
-        value = s["value"]
-        if isinstance(value, float):
-            value = f"{value:.3g}"
-        label = html.escape(str(s.get("description", "")))
-        return (f'<div class="widget-static"><b>{label}</b> = {html.escape(str(value))} '
-                f'<i>(last value; drag it live with <code>make lab</code>)</i></div>')
-    return ""
-
-
-def embed_figures(nb) -> int:
-    """Give every plotly output and widget an HTML rendering; returns how many were found."""
-    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    found = 0
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if PLOTLY_MIME in data:
-                data["text/html"] = _figure_html(data.pop(PLOTLY_MIME))
-                found += 1
-            elif WIDGET_VIEW in data:
-                rendered = _widget_html(data[WIDGET_VIEW]["model_id"], state)
-                if rendered:
-                    data["text/html"] = rendered
-                    data.pop(WIDGET_VIEW)
-                    found += 1
-    return found
-
-
-def export_html(nb, out: Path) -> None:
-    """Write ``nb`` as a standalone HTML page whose figures load ``plotly.min.js`` beside it."""
-    import copy
-
-    import nbconvert
-
-    nb = copy.deepcopy(nb)
-    embed_figures(nb)
-    nb.metadata.pop("widgets", None)  # drawn statically above; no CDN widget manager
-    exporter = nbconvert.HTMLExporter(mathjax_url=MATHJAX_URL)
-    body, _ = exporter.from_notebook_node(nb)
-    # The template asks a CDN for require.js, which only an embedded widget manager needs;
-    # our widgets are drawn statically, and offline the request would only fail.
-    body = re.sub(r'<script[^>]*src="https?://[^"]*require[^"]*"[^>]*>\s*</script>\s*', "", body)
-    # plotly.js first all the same: plotly.js 2 (plotly.py 5) loaded after an AMD loader
-    # registers as a module instead of setting window.Plotly, and no figure draws
-    script = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>'
-    head = re.search(r"<head[^>]*>\s*(<meta charset[^>]*>)?", body)
-    body = body[:head.end()] + f"\n{script}\n" + body[head.end():]
-    nav = (f'<nav style="{_NAV_STYLE}"><a href="{INDEX}">&larr; all chapters</a></nav>')
-    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
-    out.write_text(body, encoding="utf-8")
-
-
-_NAV_STYLE = ("max-width:1100px;margin:0.5em auto 0;padding:0 1em;font:14px system-ui,sans-serif")
-
-
-def ship_mathjax(folder: Path) -> Path | None:
-    """Copy MathJax 2 (from the jupyter-server-mathjax package) beside the pages, once.
-
-    The pages then typeset their equations offline. Returns the copy, or ``None`` when the
-    package is missing (the equations then show as TeX source).
-    """
-    try:
-        import jupyter_server_mathjax
-    except ImportError:
-        return None
-    src = Path(jupyter_server_mathjax.__file__).parent / "static"
-    dst = folder / MATHJAX_URL.split("/")[0]
-    if not (dst / "MathJax.js").exists():
-        shutil.copytree(src, dst, dirs_exist_ok=True)
-    return dst
-
-
-def ship_plotly_js(folder: Path) -> Path:
-    """Copy the installed plotly.js beside the pages (the course works offline)."""
-    import plotly
-
-    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    dst = folder / PLOTLY_JS
-    if not dst.exists() or dst.stat().st_size != src.stat().st_size:
-        shutil.copyfile(src, dst)
-    return dst
-
-
-# --- the site's front page ----------------------------------------------------------------------
-
-def chapter_title(path: Path) -> str:
+def chapter_title(path_or_nb) -> str:
     """The notebook's first markdown heading, else its file name."""
     import nbformat
 
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
-        return path.stem
+    if isinstance(path_or_nb, Path):
+        try:
+            nb = nbformat.read(path_or_nb, as_version=4)
+        except (OSError, ValueError):
+            return path_or_nb.stem
+    else:
+        nb = path_or_nb
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
-    return path.stem
+    return getattr(path_or_nb, "stem", "chapter")
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
-def write_index(out: Path, results: list[Result], *, chapters: list[Path], quick: bool) -> Path:
-    """Write ``out/index.html``: every chapter, its run time and status, linked to its page.
+# --- assets -----------------------------------------------------------------------------------------
 
-    Results accumulate in ``out/course.json``, so a partial build (``--only``) keeps the
-    other chapters' last results; a chapter not built yet is listed as such.
-    """
-    records_path = out / RECORDS
+def mathjax_folder() -> Path:
+    """MathJax 3 as shipped in the ``sphinx-mathjax-offline`` wheel."""
+    from importlib import metadata
+
+    folder = Path(metadata.distribution("sphinx-mathjax-offline").locate_file(
+        "sphinx-mathjax-offline/static/mathjax"))
+    if not (folder / "tex-svg.js").is_file():
+        raise FileNotFoundError(f"no MathJax in {folder}: pip install sphinx-mathjax-offline")
+    return folder
+
+
+def ship_assets(static: Path) -> None:
+    """plotly.js, MathJax (SVG output and its TeX extensions; not the speech rules) and the
+    site's own JS/CSS, into the site's ``_static`` folder."""
+    import plotly
+
+    static.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, static / PLOTLY_JS)
+    src, dst = mathjax_folder(), static / "mathjax"
+    if not (dst / "tex-svg.js").exists():
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / "tex-svg.js", dst / "tex-svg.js")
+        for sub in ("input/tex/extensions", "ui", "a11y"):
+            shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
+    shutil.copytree(SITE_STATIC, static, dirs_exist_ok=True)
+
+
+# --- pages ---------------------------------------------------------------------------------------------
+
+def chapter_links(name: str) -> dict[str, str]:
+    """The links under a chapter's title: downloads, slides, launch on Colab/Binder."""
+    links = {"download the notebook": f"downloads/{name}.ipynb",
+             "its student copy": f"downloads/student/{name}.ipynb",
+             "slides": f"slides/{name}.html"}
+    launch = bootstrap.launch_links(f"{name}.ipynb")
+    if launch:
+        links.update({"open in Colab": launch["colab"], "open in Binder": launch["binder"]})
+    return links
+
+
+def update_records(out: Path, results: list[Result], *, quick: bool, built) -> dict:
+    """Merge this build's results into ``out/course.json``; drop chapters no longer built."""
+    path = out / RECORDS
     try:
-        records = json.loads(records_path.read_text())
+        records = json.loads(path.read_text())
     except (OSError, ValueError):
         records = {}
-    built = time.strftime("%Y-%m-%d %H:%M")
+    stamp = time.strftime("%Y-%m-%d %H:%M")
     for r in results:
         records[r.name] = {"seconds": round(r.seconds, 1), "ok": r.ok, "error": r.error,
-                           "quick": quick, "built": built}
-    records = {k: v for k, v in records.items() if (out / f"{k}.html").exists()}
-    records_path.write_text(json.dumps(records, indent=1, sort_keys=True))
+                           "failed_in": r.failed_in, "quick": quick, "built": stamp}
+    records = {k: v for k, v in records.items() if built(k)}
+    path.write_text(json.dumps(records, indent=1, sort_keys=True))
+    return records
 
-    titles = {p.stem: chapter_title(p) for p in chapters}
+
+def index_page(records: dict, titles: dict[str, str], kit: list[str]) -> str:
+    """The front page (MyST markdown): the chapters with run time, status and links."""
     rows = []
     for name in sorted(set(titles) | set(records)):
-        title = html.escape(titles.get(name, name))
+        title = titles.get(name, name).replace("|", "\\|")
         rec = records.get(name)
         if rec is None:
-            rows.append(f"<tr><td>{title}</td><td></td><td class='todo'>not built yet</td>"
-                        f"<td></td></tr>")
+            rows.append(f"| {title} | | not built yet | |")
             continue
-        status = ("<span class='ok'>ok</span>" if rec["ok"] else
-                  f"<span class='failed'>failed</span> <small>{html.escape(rec['error'])}</small>")
+        where = f" (in the {rec['failed_in']})" if rec.get("failed_in") else ""
+        status = ("ok" if rec["ok"] else
+                  f"**failed**{where}: {html.escape(rec['error']).replace('|', '/')}")
         mode = "quick mode" if rec["quick"] else "full run"
-        rows.append(f"<tr><td><a href='{html.escape(name)}.html'>{title}</a></td>"
-                    f"<td class='num'>{_duration(rec['seconds'])}</td><td>{status}</td>"
-                    f"<td><small>{mode}, {html.escape(rec['built'])} · "
-                    f"<a href='{html.escape(name)}.ipynb'>notebook</a></small></td></tr>")
-    page = _INDEX_PAGE.format(rows="\n".join(rows), plotly=PLOTLY_JS)
-    (out / INDEX).write_text(page, encoding="utf-8")
-    return out / INDEX
+        launch = bootstrap.launch_links(f"{name}.ipynb")
+        online = " · ".join(f"[{k.title()}]({v})" for k, v in launch.items())
+        rows.append(f"| [{title}]({name}.ipynb) | {_duration(rec['seconds'])} | {status} "
+                    f"| {mode}, {rec['built']} · <a href='downloads/{name}.ipynb'>notebook</a> · "
+                    f"<a href='downloads/student/{name}.ipynb'>student copy</a> · {online} |")
+    chapters = "\n".join(n for n in sorted(records))
+    kit_pages = "\n".join(kit)
+    return f"""# {TITLE}
 
+A hands-on course on one idea: a residual network is a numerical method for a differential
+equation, and how you step through it — the step factor $h$, and noise injected into the
+dynamics — decides how stable and how robust the network is.
 
-_INDEX_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Noise, step size and robust residual networks: the course</title>
-<style>
-body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em;
-       color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: 0.45em 0.8em; border-bottom: 1px solid #ddd;
-          vertical-align: top; }}
-td.num {{ text-align: right; white-space: nowrap; }}
-.ok {{ color: #1a7f37; font-weight: 600; }}
-.failed {{ color: #c62828; font-weight: 600; }}
-.todo {{ color: #888; }}
-</style></head>
-<body>
-<h1>Noise, step size and robust residual networks</h1>
-<p>The course's notebooks, run top to bottom on a fresh kernel by <code>make course</code>. Every
-figure is live plotly (zoom, hover); <code>{plotly}</code> beside these pages draws them, offline
-too. A slider shows the figure at its last value: run <code>make lab</code> to drag it.</p>
-<table>
-<thead><tr><th>chapter</th><th>run time</th><th>status</th><th></th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-</body></html>
+Every page below was produced by running its notebook (`make course`: the student copy top to
+bottom, then the worked solutions, on one kernel). The figures
+are live plotly figures, and every slider figure can be dragged on this page: its states were
+precomputed at a handful of positions when the notebook ran. To move a slider to *any* value,
+or to change the code, run the notebook: locally with `make lab`, or online with the
+Colab/Binder links (the first cell installs the course library there). Solutions are hidden
+behind a toggle under each exercise; the student copies leave them out.
+
+| chapter | run time | status | |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+Instructors: see the {{doc}}`instructor's kit <instructors/index>` (agenda, a note per
+chapter, slides).
+
+```{{toctree}}
+:hidden:
+:caption: Chapters
+:maxdepth: 1
+
+{chapters}
+```
+
+```{{toctree}}
+:hidden:
+:caption: Instructor's kit
+:maxdepth: 1
+
+{kit_pages}
+```
 """
 
 
-# --- the maintainers' pin tool ------------------------------------------------------------------
+def write_kit(src: Path, names: list[str]) -> list[str]:
+    """Copy ``instructors/*.md`` into the site, each chapter note with a link to its slides;
+    returns the kit's pages in order (``index``, ``agenda``, then the chapter notes)."""
+    target = src / "instructors"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    pages = []
+    for path in sorted(INSTRUCTORS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        if path.stem in names:
+            title, _, rest = text.partition("\n")
+            text = (f"{title}\n\n<p class='nsde-links'><a href='../slides/{path.stem}.html'>slides"
+                    f"</a> · <a href='../{path.stem}.html'>the chapter</a></p>\n{rest}")
+        stem = "index" if path.stem == "README" else path.stem   # README: the kit's front page
+        (target / f"{stem}.md").write_text(text, encoding="utf-8")
+        pages.append(stem)
+    order = ["index", "agenda"]
+    pages.sort(key=lambda p: (order.index(p) if p in order else len(order), p))
+    return [f"instructors/{p}" for p in pages]
 
-def pin(path: Path) -> None:
-    """Store the quick-mode outputs of the checked cells in ``path``; clear every other output."""
-    import nbformat
 
-    executed, seconds, error = execute(path, quick=True)
-    if error:
-        raise SystemExit(f"{path.name} failed in quick mode: {error}")
-    source = nbformat.read(path, as_version=4)
-    for cell, ran in zip(source.cells, executed.cells):
-        if cell.cell_type != "code":
-            continue
-        if CHECK_TAG in cell.metadata.get("tags", []):
-            cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
-        else:
-            cell.outputs, cell.execution_count = [], None
-    source.metadata.pop("widgets", None)
-    nbformat.write(source, path)
-    print(f"pinned {path.name} ({seconds:.0f} s in quick mode)")
+CONF_SHIM = """\
+# Generated by coursekit.site: the configuration is coursekit/sphinx_conf.py.
+import sys
+sys.path.insert(0, {root!r})
+from coursekit.sphinx_conf import *  # noqa: F401,F403
+"""
+
+
+def run_sphinx(src: Path, out: Path, log: Path) -> tuple[int, int]:
+    """Build the HTML site; returns ``(exit status, number of warnings)`` (written to ``log``)."""
+    (src / "conf.py").write_text(CONF_SHIM.format(root=str(ROOT)))
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d",
+               str(out.parent / ".doctrees"), str(src), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    log.write_text(done.stdout + done.stderr)
+    return done.returncode, done.stderr.count("WARNING")
+
+
+REDIRECT = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta http-equiv="refresh" content="0; url=site/index.html"></head>
+<body><p>The course site is in <a href="site/index.html">site/index.html</a>.</p></body></html>
+"""
 
 
 def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> list[Result]:
-    """Execute and export each notebook; print and return one :class:`Result` per notebook."""
+    """Run each chapter once, write its pages, student copy, slides; build the site.
+
+    Returns one :class:`Result` per notebook (a chapter whose run failed still gets its page,
+    showing how far it got).
+    """
     import nbformat
 
-    out.mkdir(parents=True, exist_ok=True)
-    ship_plotly_js(out)
-    ship_mathjax(out)
+    from coursekit.student import student_copy
+
+    src, site = out / "site-src", out / "site"
+    extra = src / "_extra"
+    for folder in (out / "executed" / "student", out / "student", extra / "downloads" / "student",
+                   extra / "slides"):
+        folder.mkdir(parents=True, exist_ok=True)
+    ship_assets(src / "_static")
+    slides.ship_reveal(extra / "slides")
     results = []
     for path in notebooks:
-        nb, seconds, error = execute(path, quick=quick)
-        nbformat.write(nb, out / path.name)
-        export_html(nb, out / path.with_suffix(".html").name)
-        result = Result(path.stem, seconds, not error, error)
+        run = run_chapter(path, quick=quick)
+        name = path.stem
+        nbformat.write(run.chapter, out / "executed" / path.name)
+        nbformat.write(run.student, out / "executed" / "student" / path.name)
+        source = nbformat.read(path, as_version=4)
+        clean, _ = student_copy(source)
+        for target in (out / "student" / path.name, extra / "downloads" / "student" / path.name):
+            nbformat.write(clean, target)
+        shutil.copyfile(path, extra / "downloads" / path.name)
+        error = run.error
+        try:
+            page = export.prepare(run.chapter, links=chapter_links(name))
+            slides.write_deck(run.chapter, extra / "slides" / f"{name}.html",
+                              title=chapter_title(source))
+        except Exception as err:  # the chapter ran: show it as it ran, and say what failed
+            page = run.chapter
+            error = error or f"export: {type(err).__name__}: {err}"
+        nbformat.write(page, src / path.name)
+        result = Result(name, run.seconds, not error, error, run.failed_in)
         results.append(result)
-        status = "ok" if result.ok else f"FAILED  {error}"
-        print(f"{path.stem:<32} {seconds:7.1f} s  {status}", flush=True)
+        where = f" (in the {run.failed_in})" if run.failed_in else ""
+        status = "ok" if result.ok else f"FAILED{where}  {error}"
+        print(f"{name:<32} {run.seconds:7.1f} s  {status}", flush=True)
+
     chapters = course_notebooks(notebooks[0].parent) if notebooks else []
-    write_index(out, results, chapters=sorted(set(chapters) | set(notebooks)), quick=quick)
+    records = update_records(out, results, quick=quick,
+                             built=lambda name: (src / f"{name}.ipynb").exists())
+    titles = {p.stem: chapter_title(p) for p in sorted(set(chapters) | set(notebooks))}
+    kit = write_kit(src, list(titles))
+    (src / "index.md").write_text(index_page(records, titles, kit), encoding="utf-8")
+    start = time.perf_counter()
+    log = out / "sphinx.log"
+    status, warnings = run_sphinx(src, site, log)
+    note = f", {warnings} warnings in {log}" if warnings else ""
+    print(f"{'site (sphinx)':<32} {time.perf_counter() - start:7.1f} s  "
+          f"{'ok' if status == 0 else 'FAILED'}{note}", flush=True)
+    if status != 0:
+        results.append(Result("site", 0.0, False, f"sphinx exited {status}; see sphinx.log"))
+    (out / INDEX).write_text(REDIRECT.format(title=TITLE), encoding="utf-8")
     return results
 
 
 def main(argv=None) -> int:
+    from nsde_lib.runtime import is_quick
+
     parser = argparse.ArgumentParser(prog="python -m coursekit.site", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="run in quick mode (NSDE_QUICK=1)")
+    parser.add_argument("--quick", action="store_true",
+                        help="run in quick mode (also when NSDE_QUICK=1 is set)")
     parser.add_argument("--only", default="", help="run the notebooks whose name contains this")
     parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default build/)")
     parser.add_argument("--pin", nargs="+", type=Path, metavar="NOTEBOOK",
@@ -368,9 +336,10 @@ def main(argv=None) -> int:
     if not notebooks:
         print(f"no notebook in {NOTEBOOKS} matches {args.only!r}", file=sys.stderr)
         return 2
-    results = build(notebooks, args.out, quick=args.quick)
+    quick = args.quick or is_quick()
+    results = build(notebooks, args.out, quick=quick)
     failed = [r.name for r in results if not r.ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} notebooks ok; "
+    print(f"\n{len(results) - len(failed)}/{len(results)} ok ({'quick mode' if quick else 'full run'}); "
           f"open {args.out / INDEX}")
     return 1 if failed else 0
 

@@ -1,11 +1,34 @@
-"""ipywidgets sliders that drive plotly FigureWidgets in place."""
+"""ipywidgets sliders that drive plotly FigureWidgets in place, and their static export.
+
+In a kernel, :func:`live` wires controls to a figure: a move calls ``update`` and the figure
+redraws. A static page (the course site, ``make course``) has no kernel to call, so when the
+environment variable ``NSDE_STATIC_WIDGETS`` is set (the site builder sets it for its kernels)
+the object :func:`live` returns also precomputes the figure at a handful of positions of each
+control (every combination, when there are two controls with few values) and offers them in its
+display bundle under :data:`STATIC_MIME`: the figure at the controls' starting values plus one
+plotly *frame* per combination, holding only the trace and layout properties that change. The
+site turns them into plotly sliders a reader can drag on a ``file://`` page. Without the
+variable nothing is precomputed: the live behaviour and its speed are unchanged.
+"""
 from __future__ import annotations
 
+import itertools
+import json
+import math
+import os
+import warnings
 from typing import Callable
 
 import ipywidgets as widgets
 
 __all__ = ["slider", "int_slider", "live", "sync_figure_state"]
+
+STATIC_MIME = "application/vnd.nsde.live-states+json"
+STATIC_ENV = "NSDE_STATIC_WIDGETS"
+POSITIONS = 8           # positions per numeric control: "a handful" over its range
+MAX_STATES = 48         # all combinations of all controls, at most
+SIGNIFICANT = 4         # digits kept in precomputed numbers (a figure, not a table)
+_NICE = (1, 2, 4, 5)    # spacings of the positions, in slider steps, times powers of ten
 
 
 def slider(description: str, value: float, low: float, high: float, step: float,
@@ -18,14 +41,48 @@ def slider(description: str, value: float, low: float, high: float, step: float,
                                layout=widgets.Layout(width="420px"))
 
 
-def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> widgets.VBox:
+class LiveFigure(widgets.VBox):
+    """What :func:`live` returns: the controls above the figure (a ``VBox``).
+
+    Displayed while ``NSDE_STATIC_WIDGETS`` is set, its bundle also carries the precomputed
+    states (:func:`static_states`) under :data:`STATIC_MIME`; they are computed once, on the
+    first such display, then the figure is put back at the controls' current values.
+    """
+
+    def __init__(self, fig, update: Callable[..., None], controls: dict, **kwargs):
+        super().__init__([widgets.HBox(list(controls.values())), fig], **kwargs)
+        self._live = (fig, update, dict(controls))
+        self._static = None
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None and static_export_requested():
+            if self._static is None:
+                fig, update, controls = self._live
+                try:
+                    self._static = static_states(fig, update, controls)
+                except Exception as err:  # the live figure must still show
+                    warnings.warn(f"no static slider states for this figure: "
+                                  f"{type(err).__name__}: {err}", stacklevel=2)
+                    self._static = {}
+            if self._static:
+                bundle[STATIC_MIME] = self._static
+        return bundle
+
+
+def static_export_requested() -> bool:
+    """True when ``NSDE_STATIC_WIDGETS`` asks :func:`live` figures for their static states."""
+    return os.environ.get(STATIC_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> LiveFigure:
     """Call ``update(**values)`` whenever a control moves; ``update`` edits ``fig`` in place.
 
     The update runs inside ``fig.batch_update()`` so the front end redraws once per move.
     ``update`` runs once now, so the figure starts in step with the controls.
 
     Returns:
-        A ``VBox`` of the controls above the figure, ready to display.
+        A :class:`LiveFigure` (a ``VBox`` of the controls above the figure), ready to display.
     """
     def on_change(_=None):
         values = {name: control.value for name, control in controls.items()}
@@ -35,7 +92,7 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> w
     for control in controls.values():
         control.observe(on_change, names="value")
     on_change()
-    return widgets.VBox([widgets.HBox(list(controls.values())), fig])
+    return LiveFigure(fig, update, controls)
 
 
 def int_slider(description: str, value: int, low: int, high: int, step: int = 1
@@ -45,6 +102,165 @@ def int_slider(description: str, value: int, low: int, high: int, step: int = 1
                              description=description, continuous_update=True,
                              style={"description_width": "initial"},
                              layout=widgets.Layout(width="420px"))
+
+
+# --- static export --------------------------------------------------------------------------------
+
+def control_positions(control, positions: int = POSITIONS) -> tuple[list, list[str]]:
+    """The values a static page offers for ``control``, and their labels.
+
+    A numeric slider gets at most about ``positions`` values on a round grid of its steps, plus
+    its two ends and its current value; a selection (dropdown, selection slider, radio buttons)
+    all its options; a checkbox both states; anything else only its current value.
+
+    Returns:
+        ``(values, labels)``, in the control's order, the current value among them.
+    """
+    if hasattr(control, "_options_values"):
+        return list(control._options_values), [str(label) for label in control._options_labels]
+    if isinstance(control, (widgets.Checkbox, widgets.ToggleButton)):
+        return [False, True], ["off", "on"]
+    if not all(hasattr(control, name) for name in ("min", "max", "step", "value")):
+        return [control.value], [str(control.value)]
+    lo, hi, step, value = control.min, control.max, control.step, control.value
+    integer = isinstance(control, widgets.IntSlider)
+    count = max(0, int(round((hi - lo) / step)))
+    grid = [lo + k * step for k in range(count + 1)]
+    if len(grid) > max(positions, 12 if integer else 0):   # a dozen integers: all of them
+        spacing = next(m * 10 ** e * step for e in range(12) for m in _NICE
+                       if count / (m * 10 ** e) <= positions - 1)
+        aligned = [v for v in grid if abs(v / spacing - round(v / spacing)) < 1e-6]
+        if len(aligned) < 2:  # a range that is not on the round grid: every k-th step instead
+            k = max(1, int(round(spacing / step)))
+            aligned = grid[::k]
+        grid = aligned + [lo, hi]
+    grid.append(value)
+    values = sorted({(int(round(v)) if integer else round(float(v), 12)) for v in grid})
+    fmt = getattr(control, "readout_format", "d" if integer else ".3g")
+    return values, [_label(v, fmt) for v in values]
+
+
+def _label(value, fmt: str) -> str:
+    try:
+        return format(int(round(value)) if fmt.endswith("d") else value, fmt)
+    except (TypeError, ValueError):
+        return f"{value:g}"
+
+
+def _grids(controls: dict, max_states: int):
+    """Positions per control with at most ``max_states`` combinations, or ValueError."""
+    n = POSITIONS
+    while True:
+        grids = [control_positions(c, n) for c in controls.values()]
+        total = math.prod(len(values) for values, _ in grids)
+        if total <= max_states:
+            return grids
+        if n <= 3:
+            raise ValueError(f"{total} combinations of {len(controls)} controls exceed "
+                             f"max_states={max_states}")
+        n -= 1
+
+
+def _compact(obj):
+    """JSON-ready copy of a plotly structure: arrays as lists of numbers with
+    :data:`SIGNIFICANT` significant digits, NaN and infinities as ``None`` (a gap)."""
+    import numpy as np
+
+    if isinstance(obj, dict) and "bdata" in obj and "dtype" in obj:   # plotly's typed array
+        import base64
+
+        array = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=obj["dtype"])
+        shape = [int(n) for n in str(obj.get("shape", len(array))).split(",")]
+        return _compact(array.reshape(shape))
+    if isinstance(obj, dict):
+        return {k: _compact(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        return [_compact(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return None if not math.isfinite(value) else float(f"{value:.{SIGNIFICANT}g}")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _snapshot(fig) -> dict:
+    figure = fig.to_dict()
+    return {"data": _compact(figure["data"]), "layout": _compact(figure["layout"])}
+
+
+def static_states(fig, update: Callable[..., None], controls: dict, *,
+                  max_states: int = MAX_STATES) -> dict:
+    """Precompute ``fig`` at every combination of the controls' :func:`control_positions`.
+
+    ``update(**values)`` draws each combination (as a move of the controls would), and the
+    figure is put back at the controls' current values afterwards; the controls themselves
+    never move, so no observer fires.
+
+    Returns:
+        ``{"version": 1, "controls": [{"name", "description", "values", "labels",
+        "active"}], "figure": {"data", "layout"}, "frames": [{"name", "data", "traces",
+        "layout"}]}``: the figure at the current values, and one plotly frame per combination
+        (named by the positions' indices joined by ``-``, the first control's first) with only
+        the trace and layout properties that differ somewhere.
+
+    Raises:
+        ValueError: too many combinations, or an update that adds or removes traces.
+    """
+    names = list(controls)
+    grids = _grids(controls, max_states)
+    current = {name: control.value for name, control in controls.items()}
+    snapshots = {}
+    try:
+        for index in itertools.product(*(range(len(values)) for values, _ in grids)):
+            values = {name: grids[k][0][i] for k, (name, i) in enumerate(zip(names, index))}
+            with fig.batch_update():
+                update(**values)
+            snapshots[index] = _snapshot(fig)
+    finally:
+        with fig.batch_update():
+            update(**current)
+    base = _snapshot(fig)
+    n_traces = len(base["data"])
+    if any(len(s["data"]) != n_traces for s in snapshots.values()):
+        raise ValueError("update adds or removes traces; only edits in place can be precomputed")
+
+    def differs(get) -> bool:
+        first = json.dumps(get(base), sort_keys=True)
+        return any(json.dumps(get(s), sort_keys=True) != first for s in snapshots.values())
+
+    trace_keys = {i: sorted(k for k in set().union(*(s["data"][i] for s in snapshots.values()))
+                            if differs(lambda s, i=i, k=k: s["data"][i].get(k)))
+                  for i in range(n_traces)}
+    traces = [i for i in range(n_traces) if trace_keys[i]]
+    layout_keys = sorted(k for k in set().union(*(s["layout"] for s in snapshots.values()))
+                         if differs(lambda s, k=k: s["layout"].get(k)))
+    kinds = [trace.get("type", "scatter") for trace in base["data"]]
+    frames = [{"name": "-".join(map(str, index)),
+               "data": [{"type": kinds[i], **{k: s["data"][i].get(k) for k in trace_keys[i]}}
+                        for i in traces],
+               "traces": traces,
+               "layout": {k: s["layout"].get(k) for k in layout_keys}}
+              for index, s in snapshots.items()]
+    described = [{"name": name, "description": getattr(controls[name], "description", "") or name,
+                  "values": _compact(values), "labels": labels,
+                  "active": _position_of(current[name], values)}
+                 for name, (values, labels) in zip(names, grids)]
+    return {"version": 1, "controls": described, "figure": base, "frames": frames}
+
+
+def _position_of(value, values: list) -> int:
+    """Index of ``value`` among ``values`` (the nearest one for numbers)."""
+    if value in values:
+        return values.index(value)
+    try:
+        return min(range(len(values)), key=lambda i: abs(values[i] - value))
+    except TypeError:
+        return 0
 
 
 def sync_figure_state() -> int:

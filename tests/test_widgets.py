@@ -1,0 +1,147 @@
+"""`nl.live`: the kernel behaviour, and the static states a page without a kernel drags.
+
+The figures here are tiny, with updates whose result is known in closed form, so every
+precomputed frame is checked against the formula, not against the code that made it.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from nsde_lib.course import widgets as live_widgets
+from nsde_lib.course.widgets import (STATIC_ENV, STATIC_MIME, control_positions, live, slider,
+                                     int_slider, static_states)
+
+SHAPE = np.array([1.5, 2.5, 3.5])
+
+
+def amplitude_figure():
+    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+    calls = []
+
+    def update(a, shift=0.0):
+        calls.append((a, shift))
+        fig.data[0].y = a * SHAPE + shift
+        fig.layout.title.text = f"a = {a:.2f}, shift = {shift}"
+
+    return fig, update, calls
+
+
+def test_float_positions_are_a_handful_on_the_step_grid_with_ends_and_current_value():
+    values, labels = control_positions(slider("noise σ", 1.3, 0.0, 3.5, 0.1))
+    assert values[0] == 0.0 and values[-1] == 3.5 and 1.3 in values
+    assert 4 <= len(values) <= live_widgets.POSITIONS + 2
+    assert values == sorted(values)
+    assert all(abs(v / 0.1 - round(v / 0.1)) < 1e-9 for v in values)   # real slider values
+    assert labels[values.index(1.3)] == "1.30"                         # the readout format
+
+
+def test_small_integer_ranges_and_selections_offer_every_value():
+    assert control_positions(int_slider("n", 3, 0, 10))[0] == list(range(11))
+    sel = widgets.SelectionSlider(options=[("1/2", 0.5), ("1/4", 0.25)], value=0.25)
+    assert control_positions(sel) == ([0.5, 0.25], ["1/2", "1/4"])
+    drop = widgets.Dropdown(options=[("additive σ·I", "additive"), ("mult", "multiplicative")])
+    assert control_positions(drop) == (["additive", "multiplicative"], ["additive σ·I", "mult"])
+    values, _ = control_positions(int_slider("block", 2, 1, 32))
+    assert values[0] == 1 and values[-1] == 32 and 2 in values and len(values) <= 12
+
+
+def test_one_control_every_frame_is_the_figure_at_its_value():
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 5.0, 0.5)
+    live(fig, update, a=amp)
+    states = static_states(fig, update, {"a": amp})
+    (control,) = states["controls"]
+    assert control["values"][control["active"]] == 1.0
+    assert len(states["frames"]) == len(control["values"])
+    for frame, a in zip(states["frames"], control["values"]):
+        assert frame["traces"] == [0] and frame["data"][0]["type"] == "scatter"
+        np.testing.assert_allclose(frame["data"][0]["y"], a * SHAPE, rtol=1e-3)
+        assert frame["layout"]["title"]["text"] == f"a = {a:.2f}, shift = 0.0"
+    # the page starts where the kernel did, and the kernel's figure is back there too
+    np.testing.assert_allclose(states["figure"]["data"][0]["y"], 1.0 * SHAPE)
+    np.testing.assert_allclose(fig.data[0].y, 1.0 * SHAPE)
+    assert amp.value == 1.0 and calls[-1] == (1.0, 0.0)
+    json.dumps(states, allow_nan=False)          # strict JSON: what a display bundle carries
+
+
+def test_two_controls_give_every_combination_named_by_positions():
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 2.0, 0.0, 4.0, 1.0)
+    shift = widgets.Dropdown(options=[0.0, 10.0, 20.0], value=10.0)
+    live(fig, update, a=amp, shift=shift)
+    states = static_states(fig, update, {"a": amp, "shift": shift})
+    a_values, s_values = (c["values"] for c in states["controls"])
+    assert [c["active"] for c in states["controls"]] == [a_values.index(2.0), 1]
+    frames = {f["name"]: f for f in states["frames"]}
+    assert len(frames) == len(a_values) * len(s_values) == 15
+    for i, a in enumerate(a_values):
+        for j, s in enumerate(s_values):
+            np.testing.assert_allclose(frames[f"{i}-{j}"]["data"][0]["y"], a * SHAPE + s)
+    assert shift.value == 10.0 and amp.value == 2.0
+
+
+def test_only_what_changes_travels_in_a_frame_with_gaps_and_four_digits():
+    fig = go.FigureWidget()
+    fig.add_scatter(x=[0, 1, 2], y=[0.0, 0.0, 0.0], name="moves")
+    fig.add_scatter(x=[0, 1, 2], y=[5.0, 5.0, 5.0], name="fixed")
+
+    def update(a):
+        fig.data[0].y = [a / 3, np.nan, np.pi * a]
+
+    p = slider("a", 1.0, 1.0, 2.0, 1.0)
+    live(fig, update, a=p)
+    frame = static_states(fig, update, {"a": p})["frames"][-1]
+    assert frame["traces"] == [0] and set(frame["data"][0]) == {"type", "y"}
+    assert frame["data"][0]["y"] == [0.6667, None, 6.283]
+    assert frame["layout"] == {}
+
+
+def test_no_static_states_without_the_variable_and_the_update_runs_once(monkeypatch):
+    monkeypatch.delenv(STATIC_ENV, raising=False)
+    fig, update, calls = amplitude_figure()
+    box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 0.5))
+    bundle = box._repr_mimebundle_()
+    assert STATIC_MIME not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+    assert len(calls) == 1          # live() draws once; nothing precomputed: the speed is unchanged
+    assert isinstance(box, widgets.VBox) and box.children[1] is fig
+
+
+def test_with_the_variable_the_bundle_carries_the_states_computed_once(monkeypatch):
+    monkeypatch.setenv(STATIC_ENV, "1")
+    fig, update, calls = amplitude_figure()
+    box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 0.5))
+    first = box._repr_mimebundle_()[STATIC_MIME]
+    n_calls = len(calls)
+    again = box._repr_mimebundle_()[STATIC_MIME]
+    assert again is first and len(calls) == n_calls
+    assert len(first["frames"]) == len(first["controls"][0]["values"])
+
+
+def test_an_update_that_adds_traces_keeps_the_live_figure_and_warns(monkeypatch):
+    monkeypatch.setenv(STATIC_ENV, "1")
+    fig = go.FigureWidget(go.Scatter(y=[0.0]))
+
+    def update(a):
+        if a > 2:
+            fig.add_scatter(y=[a])
+
+    box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 1.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundle = box._repr_mimebundle_()
+    assert STATIC_MIME not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+    assert any("adds or removes traces" in str(w.message) for w in caught)
+
+
+def test_too_many_combinations_is_refused_by_name():
+    fig, update, _ = amplitude_figure()
+    a = widgets.Dropdown(options=list(range(10)), value=0)
+    b = widgets.Dropdown(options=list(range(10)), value=0)
+    with pytest.raises(ValueError, match="max_states"):
+        static_states(fig, lambda a, shift: update(a, shift), {"a": a, "shift": b}, max_states=48)
