@@ -13,7 +13,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,ray]"
 	$(BIN)/python -m pip install --no-deps "torchattacks>=3.5"  # pins requests~=2.25 (see pyproject)
 	@touch $@
 

@@ -1,4 +1,4 @@
-"""``python -m nsde_lib``: train and evaluate Neural ODE / SDE classifiers from the shell.
+"""``python -m nsde_lib``: train and evaluate Neural ODE / SDE classifiers, sweep grids of them.
 
 Examples::
 
@@ -7,11 +7,17 @@ Examples::
     python -m nsde_lib train --resume --out runs/mult          # after an interruption
     python -m nsde_lib eval --run runs/mult --ensemble 20
     python -m nsde_lib eval --run runs/mult --ensemble 20 --dataset cifar10.1
+    python -m nsde_lib sweep sweeps/02_depth_h.toml --out sweeps/out/02      # a grid of runs
+    python -m nsde_lib sweep sweeps/02_depth_h.toml --out sweeps/out/02 --engine ray
+    python -m nsde_lib sweep sweeps/02_depth_h.toml --out sweeps/out/02 --resume
 
 A run folder holds config.json, metrics.jsonl (one line per epoch), checkpoint.pt and
-eval.jsonl; see :mod:`nsde_lib.train.runs`. Every failure is one line on stderr with its own exit
+eval.jsonl; see :mod:`nsde_lib.train.runs`. A sweep folder holds sweep.json, results.jsonl (one
+line per finished trial) and trials/<id>/, one run folder per trial; see
+:mod:`nsde_lib.train.sweep_runs`. Every failure is one line on stderr with its own exit
 status: 1 training diverged, 2 bad input, 3 a run folder's file cannot be read (it is named, and
-nothing in the folder is changed), 130 interrupted.
+nothing in the folder is changed), 4 some trials of a sweep failed (the others are saved),
+130 interrupted.
 """
 from __future__ import annotations
 
@@ -25,10 +31,11 @@ from .train.augment import AUGMENTS
 from .train.data import DatasetMissing
 from .train.runs import (AMP_MODES, EVAL_DATASETS, TRAIN_DATASETS, RunConfig, RunFolderError,
                          evaluate_run, read_config, train_run)
+from .train.sweep_runs import SWEEP_ENGINES, TrialsFailed, load_spec, run_sweep
 
-__all__ = ["main", "EXIT_DIVERGED", "EXIT_BAD_INPUT", "EXIT_RUN_FOLDER"]
+__all__ = ["main", "EXIT_DIVERGED", "EXIT_BAD_INPUT", "EXIT_RUN_FOLDER", "EXIT_TRIALS_FAILED"]
 
-EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_RUN_FOLDER = 1, 2, 3
+EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_RUN_FOLDER, EXIT_TRIALS_FAILED = 1, 2, 3, 4
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -45,11 +52,17 @@ def _optional_int(text: str):
     return None if text.lower() == "none" else int(text)
 
 
+def _optional_float(text: str):
+    return None if text.lower() == "none" else float(text)
+
+
 _HELP = {
-    "dataset": f"one of {TRAIN_DATASETS}", "noise": f"one of {CLASSIFIER_NOISES}",
+    "dataset": f"one of {TRAIN_DATASETS}",
+    "arch": "sde (the Neural ODE/SDE classifier) or resnet (the Euler-view ResNet of chapter 02)",
+    "noise": f"one of {CLASSIFIER_NOISES}",
     "sigma": "diffusion scale σ >= 0 (additive, multiplicative)",
     "p": "drop probability in [0, 1) (dropout, jump-dropout)",
-    "rate": "jump intensity λ >= 0 (jump-dropout)", "channels": "width of the SDE state",
+    "rate": "jump intensity λ >= 0 (jump-dropout)", "channels": "width of the state (SDE channels, ResNet width)",
     "steps": "solver steps on [0, T]", "T": "integration horizon", "method": "euler or milstein",
     "spectral_norm": "spectral normalisation of the drift convs (flag, or true/false)",
     "epochs": "epochs >= 1", "batch_size": "images per step", "optimizer": "sgd or adam",
@@ -57,7 +70,16 @@ _HELP = {
     "schedule": "constant, step (÷10 at 50%% and 75%%) or cosine",
     "augment": f"one of {AUGMENTS} or auto (crop-flip for photos, crop for digits)",
     "seed": "seed of shuffling, noise and augmentation",
-    "n": "keep only the first n images (quick runs)", "device": f"one of {DEVICES}",
+    "n": "keep only the first n images (quick runs)",
+    "depth": "resnet: residual blocks D", "h": "resnet: step factor h > 0 (1 = the original ResNet)",
+    "bn": "resnet: BatchNorm in the blocks (true/false)",
+    "stem_pool": "resnet: average-pool factor after the stem (28x28 -> 7x7 for 4)",
+    "head_pool": "resnet: the head pools the state to head_pool x head_pool",
+    "n_train": "keep the first n_train training images", "n_test": "keep the first n_test test images",
+    "downsample": "average-pool the images by this factor (2: 28x28 -> 14x14)",
+    "input_noise": "std of Gaussian noise added to every training image",
+    "max_loss": "a batch loss above this counts as diverged (none: only NaN/Inf)",
+    "device": f"one of {DEVICES}",
     "amp": f"one of {AMP_MODES} (bf16 autocast; auto = on CUDA)",
     "compile": "torch.compile the model (flag, or true/false)",
 }
@@ -74,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     defaults = RunConfig()
     for f in fields(RunConfig):
-        kind = {"int | None": _optional_int, "bool": _bool}.get(f.type, _TYPES.get(f.type, str))
+        kind = {"int | None": _optional_int, "float | None": _optional_float,
+                "bool": _bool}.get(f.type, _TYPES.get(f.type, str))
         # default None: on --resume an option not given is taken from the run's config
         flag = {"nargs": "?", "const": True} if f.type == "bool" else {}  # --compile = true
         train.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
@@ -88,6 +111,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto", help=f"one of {DEVICES}")
     ev.add_argument("--batch-size", type=int, default=500, help="test images per pass")
     ev.add_argument("--seed", type=int, default=0, help="seed of the test-time noise")
+    sw = sub.add_parser("sweep", help="train every trial of a spec file (a grid of runs)")
+    sw.add_argument("spec", help="TOML spec: [base] options, [grid] lists, optional [[trials]]")
+    sw.add_argument("--out", required=True, help="sweep folder (never overwritten)")
+    sw.add_argument("--engine", default="local", choices=SWEEP_ENGINES,
+                    help="local: one trial after another here; ray: Ray Tune trials on a local "
+                         "Ray or the cluster RAY_ADDRESS names (default local)")
+    sw.add_argument("--resume", action="store_true",
+                    help="run only the unfinished trials of the sweep in --out")
+    sw.add_argument("--cpus-per-trial", type=int, default=None, metavar="N",
+                    help="torch threads per trial, and the CPUs Ray reserves for one (default: "
+                         "the spec's [resources], else 1; the same N gives the same numbers "
+                         "under both engines)")
+    sw.add_argument("--gpus-per-trial", type=float, default=None, metavar="F",
+                    help="ray: share of a GPU per trial, e.g. 0.25 (default: the spec's, else 0)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -120,12 +158,32 @@ def _eval(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    spec = load_spec(args.spec)
+    lines = run_sweep(spec, args.out, engine=args.engine, resume=args.resume,
+                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                      progress=not args.no_progress)
+    diverged = [tid for tid, line in lines.items() if line["metrics"]["diverged"]]
+    accs = [line["metrics"]["test_acc"] for line in lines.values()
+            if not line["metrics"]["diverged"]]
+    spread = f"; test acc {min(accs):.4f}..{max(accs):.4f}" if accs else ""
+    print(f"{args.out}: {len(lines)} trials finished ({len(diverged)} diverged){spread}; "
+          f"results in {args.out}/results.jsonl")
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "sweep": _sweep}
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 diverged, 2 bad input, 3 a run
-    folder's file cannot be read, 130 interrupted)."""
+    folder's file cannot be read, 4 some trials of a sweep failed, 130 interrupted)."""
     args = _parser().parse_args(argv)
     try:
-        return _train(args) if args.command == "train" else _eval(args)
+        return COMMANDS[args.command](args)
+    except TrialsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_TRIALS_FAILED
     except RunFolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_RUN_FOLDER

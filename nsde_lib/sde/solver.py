@@ -29,6 +29,12 @@ __all__ = ["sdeint", "time_grid", "DivergenceError", "METHODS"]
 
 METHODS = ("euler", "milstein")
 
+# While torch.compile traces, a branch on a tensor's value breaks the graph (and syncs with the
+# host). The solver then keeps the one check it cannot do without (is the state finite? at the
+# end of the solve) and skips the two shortcuts that read tensors early; eager runs take exactly
+# the path they always took.
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
 
 class DivergenceError(FloatingPointError):
     """The state became NaN or infinite. ``t`` and ``step`` say where (first bad step)."""
@@ -205,10 +211,12 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
     one_of("method", method, METHODS)
     tensor("y0", y0, floating=True)
     # Finiteness of y0 and of each step's state goes into one tensor, read once at the end:
-    # on a GPU that is the solve's only host sync. On the CPU, bad input fails at once.
+    # on a GPU that is the solve's only host sync. On the CPU, bad input fails at once (under
+    # torch.compile at the end, like on a GPU: the early read would break the graph).
+    compiling = _compiling()
     finite = torch.empty(1, dtype=torch.bool, device=y0.device)
     finite[0] = torch.isfinite(y0.detach().sum())
-    if y0.device.type == "cpu" and not finite[0]:
+    if y0.device.type == "cpu" and not compiling and not finite[0]:
         raise ValueError("y0 holds NaN or Inf values")
     grid, index = time_grid(ts, dt)
     n_steps = len(grid) - 1
@@ -220,7 +228,9 @@ def sdeint(sde, y0: torch.Tensor, ts, *, dt: float, method: str = "euler",
     jump_sums = jump_counts = None
     if law is not None and law.rate > 0 and n_steps:
         jump_sums, jump_counts = _jump_sums(law, n_steps, steps, y0, generator)
-        jump_counts = jump_counts.tolist()  # one sync; steps without events skip the jump
+        # one sync, so that steps without events skip the jump; compiled: every step adds its
+        # jump term (zero without events) instead of reading the counts on the host
+        jump_counts = [1] * n_steps if compiling else jump_counts.tolist()
 
     dw = _check_bm(bm, n_steps, y0) if bm is not None else None
     outputs, y = [y0], y0

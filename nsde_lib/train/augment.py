@@ -2,7 +2,9 @@
 
 The reference training pads by 4 pixels, takes a random 32×32 crop and (commonly) flips
 horizontally. Here that is one gather per batch: each sample's crop offsets and flip become
-row/column indices into the zero-padded batch.
+row/column indices into the zero-padded batch. Gaussian noise on the pixels (the training of
+randomized smoothing, Cohen et al. 2019) can follow; it comes from the library's one noise
+source, :func:`nsde_lib.brownian_increments`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 
 from .. import checks
 from ..checks import count
+from ..sde.brownian import brownian_increments
 
 __all__ = ["random_crop_flip", "AUGMENTS", "make_augment"]
 
@@ -49,15 +52,29 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True, *,
     return out.permute(0, 3, 1, 2)
 
 
-def make_augment(kind: str, image_size: int):
-    """``augment(x) -> x`` for :func:`nsde_lib.fit`: ``"none"``, ``"crop"`` or ``"crop-flip"``.
+def _pixel_noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    """``x + std·ε``, ``ε ~ N(0, I)`` (a Brownian increment over a time std²), not clipped to
+    [0, 1]: the smoothed classifier of Cohen et al. sees unclipped noisy images."""
+    return x + brownian_increments([0.0, std * std], x.shape, dtype=x.dtype, device=x.device)[0]
+
+
+def make_augment(kind: str, image_size: int, *, noise: float = 0.0):
+    """``augment(x) -> x`` for :func:`nsde_lib.fit`: ``"none"``, ``"crop"`` or ``"crop-flip"``,
+    then Gaussian noise of std ``noise`` on every pixel when ``noise > 0``.
 
     Padding is 4 pixels for images up to 32 px (the reference's CIFAR/MNIST setting), 8 above
     (its STL-10 setting). Digits must not be flipped: use ``"crop"`` for MNIST.
+    Returns ``None`` when there is nothing to do.
     """
     checks.one_of("augment", kind, AUGMENTS)
-    if kind == "none":
-        return None
-    padding = 4 if image_size <= 32 else 8
-    flip = kind == "crop-flip"
-    return lambda x: random_crop_flip(x, padding, flip)
+    noise = checks.non_negative("noise (std of the pixel noise)", noise)
+    crop = None
+    if kind != "none":
+        padding = 4 if image_size <= 32 else 8
+        flip = kind == "crop-flip"
+        crop = lambda x: random_crop_flip(x, padding, flip)  # noqa: E731
+    if noise == 0:
+        return crop
+    if crop is None:
+        return lambda x: _pixel_noise(x, noise)
+    return lambda x: _pixel_noise(crop(x), noise)

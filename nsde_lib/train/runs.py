@@ -5,6 +5,10 @@ per finished epoch), ``checkpoint.pt`` (model, optimizer, RNG states and epoch; 
 atomically after every epoch, read with ``weights_only=True``) and ``eval.jsonl`` (one line per
 ``eval``). A run folder that exists is never overwritten: it is resumed (same config) or refused.
 
+A run trains one of two architectures (``arch``): the Neural ODE/SDE classifier of paper 000
+(:class:`nsde_lib.SDEClassifier`, the default) or the Euler-view ResNet of paper 003 with step
+factor ``h`` (:class:`nsde_lib.EulerResNet`, conv blocks: chapter 02's grid).
+
 On a GPU the fast path is switched on here, not in the model: data held on the device, batch
 augmentation on the device, channels_last, bf16 autocast (the SDE state, the noise and the norms
 stay float32, see :mod:`nsde_lib.classifier`) and optionally ``torch.compile``.
@@ -18,11 +22,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .. import checks
 from ..checks import count, positive
 from ..models.classifier import SDEClassifier
 from ..models.ensemble import ensemble_accuracy
+from ..models.resnet import EulerResNet
 from ..runtime import DEVICES, pick_device, rng_states
 from .augment import AUGMENTS, make_augment
 from .data import load
@@ -30,11 +36,17 @@ from .loop import OPTIMIZERS, SCHEDULES, History, fit, make_optimizer
 
 __all__ = ["RunConfig", "train_run", "evaluate_run", "load_run", "read_config", "build_model",
            "save_checkpoint", "load_checkpoint", "make_forward", "accelerate", "FastPath",
-           "RunFolderError", "TRAIN_DATASETS", "EVAL_DATASETS", "AMP_MODES"]
+           "RunFolderError", "TRAIN_DATASETS", "EVAL_DATASETS", "AMP_MODES", "ARCHS"]
 
 TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10")
 EVAL_DATASETS = TRAIN_DATASETS + ("cifar10.1",)
 AMP_MODES = ("auto", "bf16", "off")
+ARCHS = ("sde", "resnet")
+# The fields that describe one architecture only; with the other they must keep their defaults,
+# so that a setting that would be ignored is refused instead.
+ARCH_FIELDS = {"sde": ("noise", "sigma", "p", "rate", "steps", "T", "method", "spectral_norm"),
+               "resnet": ("depth", "h", "bn", "stem_pool", "head_pool")}
+STEM_WEIGHTS = {"sde": "stem.weight", "resnet": "stem.0.weight"}  # (C_out, C_in, 3, 3)
 # (channels, side) of each data set's images: which test sets a trained model can read.
 IMAGE_SHAPES = {"mnist5k": (1, 28), "cifar10": (3, 32), "cifar10.1": (3, 32), "stl10": (3, 96)}
 NATURAL_IMAGES = ("cifar10", "stl10", "cifar10.1")  # may be flipped; digits may not
@@ -48,11 +60,20 @@ class RunConfig:
     """Everything a training run depends on. Defaults follow the reference code (11 steps of
     1/11 on [0, 1], 64 channels, SGD with momentum, lr 0.1 divided by 10 in steps).
 
+    ``arch`` picks the network: ``"sde"`` (:class:`nsde_lib.SDEClassifier`: ``noise`` ...
+    ``spectral_norm``) or ``"resnet"`` (:class:`nsde_lib.EulerResNet` with conv blocks:
+    ``depth``, ``h``, ``bn``, ``stem_pool``, ``head_pool``); ``channels`` is the width of the
+    state for both. The fields of the other architecture must keep their defaults.
+    ``n_train``/``n_test``/``downsample`` shrink the data (:func:`nsde_lib.load`),
+    ``input_noise`` adds Gaussian noise of that std to every training image, ``max_loss``
+    counts a batch loss above it as divergence (see :func:`nsde_lib.fit`).
+
     The fields in :attr:`RUNTIME` say *how* to compute, not *what*: they may change when a run
     is resumed (e.g. on another machine); all others must match.
     """
 
     dataset: str = "mnist5k"
+    arch: str = "sde"
     noise: str = "none"
     sigma: float = 0.0
     p: float = 0.0
@@ -72,6 +93,16 @@ class RunConfig:
     augment: str = "auto"
     seed: int = 0
     n: int | None = None
+    depth: int = 8
+    h: float = 1.0
+    bn: bool = True
+    stem_pool: int = 1
+    head_pool: int = 1
+    n_train: int | None = None
+    n_test: int | None = None
+    downsample: int = 1
+    input_noise: float = 0.0
+    max_loss: float | None = None
     device: str = "auto"
     amp: str = "auto"
     compile: bool = False
@@ -81,6 +112,14 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise ``ValueError`` naming the first bad field and its allowed values."""
         checks.one_of("dataset", self.dataset, TRAIN_DATASETS)
+        checks.one_of("arch", self.arch, ARCHS)
+        defaults = RunConfig()
+        for other, names in ARCH_FIELDS.items():
+            for name in names if other != self.arch else ():
+                if getattr(self, name) != getattr(defaults, name):
+                    raise ValueError(f"{name} is a setting of arch {other!r}, not of "
+                                     f"{self.arch!r}: leave it out (default "
+                                     f"{getattr(defaults, name)!r}) or use arch {other!r}")
         checks.one_of("augment", self.augment, AUGMENTS + ("auto",))
         checks.one_of("amp", self.amp, AMP_MODES)
         checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
@@ -92,7 +131,21 @@ class RunConfig:
         positive("lr", self.lr)
         if self.n is not None and (not isinstance(self.n, int) or self.n < 20):
             raise ValueError(f"n must be None or an integer >= 20, got {self.n!r}")
-        build_model(self, 1, 10)  # the classifier checks noise, sigma, p, rate, steps, T, ...
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                count(f"{name} (or None)", getattr(self, name))
+        count("downsample", self.downsample)
+        side = IMAGE_SHAPES[self.dataset][1] // self.downsample
+        smallest = 3 if self.arch == "sde" else self.stem_pool  # the stem's kernel / its pool
+        if side < smallest:
+            raise ValueError(f"downsample {self.downsample} leaves {side}x{side} images of "
+                             f"{self.dataset}: too small for arch {self.arch!r} (at least "
+                             f"{smallest}x{smallest})")
+        checks.non_negative("input_noise (std of Gaussian noise on training images)",
+                            self.input_noise)
+        if self.max_loss is not None:
+            positive("max_loss (or None)", self.max_loss)
+        build_model(self, 1, 10)  # the model checks noise, sigma, ..., depth, h, pools
         # A noise of scale 0 is the Neural ODE under another name: say so rather than train it.
         scale = {"additive": "sigma", "multiplicative": "sigma", "dropout": "p"}.get(self.noise)
         if scale and getattr(self, scale) == 0:
@@ -121,8 +174,13 @@ class RunFolderError(RuntimeError):
     """
 
 
-def build_model(config: RunConfig, in_channels: int, num_classes: int) -> SDEClassifier:
-    """The :class:`SDEClassifier` a config describes."""
+def build_model(config: RunConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """The network a config describes: an :class:`SDEClassifier` (``arch="sde"``) or an
+    :class:`EulerResNet` with conv blocks (``arch="resnet"``, width ``channels``)."""
+    if config.arch == "resnet":
+        return EulerResNet(in_channels, num_classes, depth=config.depth, width=config.channels,
+                           h=config.h, block="conv", bn=config.bn, pool=config.stem_pool,
+                           head_pool=config.head_pool)
     return SDEClassifier(in_channels, num_classes, channels=config.channels, noise=config.noise,
                          sigma=config.sigma, p=config.p, rate=config.rate, T=config.T,
                          steps=config.steps, method=config.method,
@@ -260,7 +318,8 @@ def make_forward(device, *, amp: bool = False, channels_last: bool = False,
         device: the device the model runs on (autocast needs its type).
         amp: bf16 autocast (the classifier keeps its state, noise and norms in float32).
         channels_last: hand the images over in channels_last layout.
-        noise: passed to the model (``None``: its ``noise_on``).
+        noise: passed to the model (``None``: ``model(x)``, i.e. its ``noise_on``; a model
+            without noise takes ``None`` only).
     """
     device_type = pick_device(device).type
 
@@ -268,7 +327,7 @@ def make_forward(device, *, amp: bool = False, channels_last: bool = False,
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp):
-            return model(x, noise=noise)
+            return model(x) if noise is None else model(x, noise=noise)
 
     return forward
 
@@ -290,7 +349,13 @@ class FastPath:
     channels_last: bool
 
 
-def accelerate(model: SDEClassifier, device="auto", *, amp: str = "auto",
+def _no_noise(model: nn.Module) -> bool | None:
+    """The ``noise`` argument of a noise-free pass: ``False`` for a noisy model (one with
+    ``noise_on``), ``None`` for a network that has no noise to switch off."""
+    return False if hasattr(model, "noise_on") else None
+
+
+def accelerate(model: nn.Module, device="auto", *, amp: str = "auto",
                compile: bool = False) -> FastPath:
     """Move ``model`` to ``device`` and switch on what makes it fast there (in place).
 
@@ -312,7 +377,8 @@ def accelerate(model: SDEClassifier, device="auto", *, amp: str = "auto",
     if compile:
         model.compile()
     return FastPath(make_forward(device, amp=use_amp, channels_last=cuda),
-                    make_forward(device, amp=use_amp, channels_last=cuda, noise=False),
+                    make_forward(device, amp=use_amp, channels_last=cuda,
+                                 noise=_no_noise(model)),
                     use_amp, cuda)
 
 
@@ -320,7 +386,8 @@ def _data(dataset: str, config: RunConfig, device: torch.device):
     kwargs = {"device": device}
     if config.n is not None:
         kwargs["n"] = config.n
-    return load(dataset, **kwargs)
+    return load(dataset, n_train=config.n_train, n_test=config.n_test, pool=config.downsample,
+                **kwargs)
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -348,7 +415,7 @@ def _check_run_folder(config: RunConfig, out: Path, resume: bool) -> dict | None
 
 def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False,
               progress: bool = True, log=print) -> History:
-    """Train the classifier ``config`` describes, writing the run folder ``out``.
+    """Train the network ``config`` describes, writing the run folder ``out``.
 
     Args:
         config: the run's settings (validated here).
@@ -402,8 +469,9 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
         kind = "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
     history = fit(model, train, test, epochs=config.epochs, optimizer=optimizer,
                   schedule=config.schedule, batch_size=config.batch_size, device=device,
-                  seed=config.seed, augment=make_augment(kind, train[0].shape[-1]),
-                  forward=fast.forward, test_forward=fast.test_forward,
+                  seed=config.seed,
+                  augment=make_augment(kind, train[0].shape[-1], noise=config.input_noise),
+                  forward=fast.forward, test_forward=fast.test_forward, max_loss=config.max_loss,
                   on_epoch=on_epoch, start_epoch=start, rng_state=rng, progress=progress,
                   desc=out.name)
     if history.diverged:
@@ -430,7 +498,7 @@ def _trim_metrics(out: Path, start: int) -> None:
     os.replace(tmp, path)
 
 
-def _load_weights(model: SDEClassifier, checkpoint: dict, path: Path) -> None:
+def _load_weights(model: nn.Module, checkpoint: dict, path: Path) -> None:
     try:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, TypeError, KeyError) as err:
@@ -442,7 +510,7 @@ def _load_weights(model: SDEClassifier, checkpoint: dict, path: Path) -> None:
 
 # --- eval ---------------------------------------------------------------------------------------
 
-def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, SDEClassifier, dict]:
+def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, nn.Module, dict]:
     """``(config, model, checkpoint)`` of a run folder; the model on ``device`` (see
     :func:`accelerate`), in eval mode.
 
@@ -460,10 +528,15 @@ def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, SDEClass
                              f"nothing was changed") from None
     config.device = str(device)
     checkpoint = _check_payload(load_checkpoint(run / CHECKPOINT), run / CHECKPOINT)
-    stem = checkpoint["model"].get("stem.weight") if isinstance(checkpoint["model"], dict) else None
+    if config.arch not in STEM_WEIGHTS:
+        raise RunFolderError(f"{run / CONFIG} names arch {config.arch!r}, not one of {ARCHS}; "
+                             f"nothing was changed")
+    key = STEM_WEIGHTS[config.arch]
+    stem = checkpoint["model"].get(key) if isinstance(checkpoint["model"], dict) else None
     if not isinstance(stem, torch.Tensor) or stem.dim() != 4:
-        raise RunFolderError(f"{run / CHECKPOINT} holds no SDEClassifier weights (no 4-D "
-                             f"'stem.weight'); nothing was changed")
+        kind = "SDEClassifier" if config.arch == "sde" else "EulerResNet"
+        raise RunFolderError(f"{run / CHECKPOINT} holds no {kind} weights (no 4-D "
+                             f"{key!r}); nothing was changed")
     model = build_model(config, stem.shape[1], 10)
     _load_weights(model, checkpoint, run / CHECKPOINT)
     accelerate(model, device, amp=config.amp, compile=config.compile)
@@ -506,7 +579,8 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
     amp = config.amp == "bf16" or (config.amp == "auto" and cuda)
     torch.manual_seed(seed)
     clean = ensemble_accuracy(model, test, [1], batch_size=batch_size,
-                              forward=make_forward(dev, amp=amp, channels_last=cuda, noise=False))[0]
+                              forward=make_forward(dev, amp=amp, channels_last=cuda,
+                                                   noise=_no_noise(model)))[0]
     noisy = None
     if config.noise != "none":
         noisy = ensemble_accuracy(model, test, [ensemble], batch_size=batch_size,
