@@ -193,6 +193,9 @@ BAD_SPECS = [
     ("[grid]\nseed = [0]\n[[trials]]\nseed = 3\n",
      r"'seed' of \[\[trials\]\] #1 in .* is also in \[grid\]"),
     ("[grid]\nseed = [0\n", r"is not valid TOML"),
+    ("[base]\nseed = [0, 1]\n", r"\[base\] seed in .* is a list: the values to sweep belong"),
+    ("[grid]\nseed = [0]\n[[trials]]\nnoise = 'additive'\nsigma = []\n",
+     r"\[\[trials\]\] #1 sigma in .* is empty"),
 ]
 
 
@@ -260,8 +263,8 @@ def test_a_diverged_trial_is_a_result_not_a_failure(tmp_path):
 def test_the_specs_in_the_repository_expand_and_validate(name):
     spec = nl.load_spec(ROOT / "sweeps" / name)
     expected = {"02_depth_h.toml": 30, "02_depth_h_paper.toml": 40, "04_table1.toml": 15,
-                "04_table1_paper.toml": 15, "06_smoothing_sigma.toml": 9,
-                "06_smoothing_sigma_paper.toml": 12}
+                "04_table1_paper.toml": 15, "04_noise_levels.toml": 60,
+                "06_smoothing_sigma.toml": 9, "06_smoothing_sigma_paper.toml": 12}
     assert len(spec.trials) == expected[name]
     configs = list(spec.trials.values())
     if "paper" in name:  # the papers' scale: CIFAR-10 with the papers' epochs
@@ -270,6 +273,22 @@ def test_the_specs_in_the_repository_expand_and_validate(name):
         assert spec.resources["gpus-per-trial"] > 0
     seeds = {c["seed"] for c in configs}
     assert len(seeds) >= 3
+
+
+def test_the_04_specs_train_the_course_noise_levels():
+    """Table 1's specs use nl.NOISE_LEVELS; the search that chose them includes each level."""
+    for name in ("04_table1.toml", "04_table1_paper.toml"):
+        configs = list(nl.load_spec(ROOT / "sweeps" / name).trials.values())
+        assert {c["noise"] for c in configs} == set(nl.NOISE_LEVELS)
+        for c in configs:
+            assert all(c[k] == v for k, v in nl.NOISE_LEVELS[c["noise"]].items()), c
+    search = list(nl.load_spec(ROOT / "sweeps" / "04_noise_levels.toml").trials.values())
+    for noise, levels in nl.NOISE_LEVELS.items():
+        assert any(c["noise"] == noise and all(c[k] == v for k, v in levels.items())
+                   for c in search), noise
+    params = nl.load_spec(ROOT / "sweeps" / "04_noise_levels.toml").params
+    assert params["noise=additive_sigma=0.2_seed=1"] == {"noise": "additive", "sigma": 0.2,
+                                                         "seed": 1}
 
 
 def test_the_02_spec_is_notebook_02s_depth_sweep():

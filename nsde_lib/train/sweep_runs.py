@@ -10,8 +10,8 @@ A spec is a TOML file (``sweeps/*.toml``)::
     h = [1.0, 0.1]
     seed = [0, 1, 2]
     [[trials]]              # optional: explicit trials for coupled values, each crossed with
-    noise = "additive"      # the grid (noise with its sigma)
-    sigma = 0.1
+    noise = "additive"      # the grid (noise with its sigma); a list in one of them sweeps
+    sigma = [0.1, 0.2]      # that option for that trial only (here: two trials)
     [resources]             # optional, for --engine ray (the CLI's flags override them)
     cpus-per-trial = 1
     gpus-per-trial = 0.25
@@ -113,16 +113,39 @@ def _table(spec: dict, name: str, where: str) -> dict:
     return table
 
 
-def _options(table: dict, label: str, source: str) -> dict:
-    """The options of a ``[base]`` or ``[[trials]]`` table, checked and typed."""
+def _values(name: str, key: str, values: list, label: str, source: str) -> list:
+    """The typed values of one swept option: at least one, none twice."""
+    if not values:
+        raise ValueError(f"{label} {key} in {source} is empty: give it at least one value")
+    typed = [_typed(name, v, f"{label} {key}[{i}] in {source}") for i, v in enumerate(values)]
+    if len(set(map(repr, typed))) != len(typed):
+        raise ValueError(f"{label} {key} in {source} lists a value twice: {values}")
+    return typed
+
+
+def _options(table: dict, label: str, source: str, *, lists: bool) -> dict:
+    """The options of a table, checked and typed; with ``lists`` a list is a set of values to
+    sweep (``[grid]``, ``[[trials]]``), without (``[base]``) it is refused."""
     out = {}
     for key, value in table.items():
         name = _option(key, f"{label} of {source}")
         if name in out:
             raise ValueError(f"option {key!r} is given twice in {label} of {source} (as "
                              f"{_cli_name(name)!r} and {name!r})")
-        out[name] = _typed(name, value, f"{label} {key} in {source}")
+        if isinstance(value, list) and lists:
+            out[name] = _values(name, key, value, label, source)
+        elif isinstance(value, list):
+            raise ValueError(f"{label} {key} in {source} is a list: the values to sweep belong "
+                             f"in [grid] (or a [[trials]] table)")
+        else:
+            out[name] = _typed(name, value, f"{label} {key} in {source}")
     return out
+
+
+def _product(options: dict) -> list[dict]:
+    """Every combination of the options' values (a list sweeps, a single value stays)."""
+    swept = {k: v if isinstance(v, list) else [v] for k, v in options.items()}
+    return [dict(zip(swept, combo)) for combo in itertools.product(*swept.values())]
 
 
 def _format(value) -> str:
@@ -158,23 +181,17 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} in {source}; allowed: "
                          f"{', '.join(TABLES)}")
-    base = _options(_table(spec, "base", source), "[base]", source)
+    base = _options(_table(spec, "base", source), "[base]", source, lists=False)
     grid_table = _table(spec, "grid", source)
-    grid = {}
     for key, values in grid_table.items():
-        name = _option(key, f"[grid] of {source}")
         if not isinstance(values, list):
             raise ValueError(f"[grid] {key} in {source} must be a list of values, got "
                              f"{values!r} (a single value belongs in [base])")
-        if not values:
-            raise ValueError(f"[grid] {key} in {source} is empty: give it at least one value")
+    grid = _options(grid_table, "[grid]", source, lists=True)
+    for name in grid:
         if name in base:
-            raise ValueError(f"option {key!r} is both in [base] and [grid] of {source}; keep "
-                             f"one")
-        typed = [_typed(name, v, f"[grid] {key}[{i}] in {source}") for i, v in enumerate(values)]
-        if len(set(map(repr, typed))) != len(typed):
-            raise ValueError(f"[grid] {key} in {source} lists a value twice: {values}")
-        grid[name] = typed
+            raise ValueError(f"option {_cli_name(name)!r} is both in [base] and [grid] of "
+                             f"{source}; keep one")
     explicit = spec.get("trials", [{}])
     if not isinstance(explicit, list) or not all(isinstance(t, dict) for t in explicit):
         raise ValueError(f"[[trials]] in {source} must be a list of tables")
@@ -183,13 +200,13 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
     extra = []
     for i, table in enumerate(explicit):
         label = f"[[trials]] #{i + 1}"
-        options = _options(table, label, source)
+        options = _options(table, label, source, lists=True)
         for name in options:
             if name in base or name in grid:
                 other = "[base]" if name in base else "[grid]"
                 raise ValueError(f"option {_cli_name(name)!r} of {label} in {source} is also "
                                  f"in {other}; set each option in one place")
-        extra.append(options)
+        extra.extend(_product(options))
     if not grid and extra == [{}]:
         raise ValueError(f"{source} has no trials: its [grid] is empty and it has no [[trials]]")
 
@@ -200,7 +217,7 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
         resources[key] = number(f"[resources] {key} in {source}", value)
 
     trials, params, valid = {}, {}, set()
-    points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    points = _product(grid)
     for options in extra:
         for point in points:
             varying = {**options, **point}
