@@ -129,21 +129,20 @@ def main(argv=None) -> int:
     if not results:
         return 1
     print()
-    header = (f"{'mode':<9}{'wall s':>9}{'trials s':>10}{'compute s':>11}{'vs local':>10}"
-              f"{'trials only':>13}")
+    bases = [m for m in ("local", "local-1") if m in results]
+    header = f"{'mode':<9}{'wall s':>9}{'trials s':>10}{'compute s':>11}" + "".join(
+        f"{'vs ' + b:>12}{'(trials)':>10}" for b in bases)
     print(header)
     print("-" * len(header))
-    base = results.get("local", {}).get("wall")
     for mode, row in results.items():
-        ratio = f"{base / row['wall']:.2f}x" if base else "n/a"
-        trials_only = f"{base / row['trials']:.2f}x" if base else "n/a"
-        print(f"{mode:<9}{row['wall']:>9.1f}{row['trials']:>10.1f}{row['compute']:>11.1f}"
-              f"{ratio:>10}{trials_only:>13}")
+        ratios = "".join(f"{results[b]['wall'] / row['wall']:>11.2f}x"
+                         f"{results[b]['wall'] / row['trials']:>9.2f}x" for b in bases)
+        print(f"{mode:<9}{row['wall']:>9.1f}{row['trials']:>10.1f}{row['compute']:>11.1f}{ratios}")
     if "ray" in results:
         r = results["ray"]
         print(f"\nRay start-up (ray.init of a local instance): {r['start']:.1f} s; shut-down "
               f"{r['stop']:.1f} s. 'vs local' = local wall / mode wall (> 1: faster); "
-              f"'trials only' leaves Ray's start and stop out.")
+              f"'(trials)' leaves Ray's start and stop out.")
     if same is not None:
         print(f"local-1 and ray give identical numbers: {same}")
     return 0

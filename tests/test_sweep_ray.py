@@ -16,13 +16,15 @@ from nsde_lib.train import ray_engine, sweep_runs  # noqa: E402
 
 SPEC = """
 [base]
-dataset = "mnist5k"
-n = 60
+n-train = 48
+n-test = 40
+downsample = 2
+augment = "crop"
 channels = 4
-steps = 2
-batch-size = 20
+steps = 3
+batch-size = 16
 epochs = 2
-schedule = "constant"
+schedule = "cosine"
 device = "cpu"
 
 [grid]

@@ -399,10 +399,11 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
 
         started = ray_engine.start(cpus_per_trial, gpus_per_trial)  # before any file is made
 
-    (out / TRIALS).mkdir(parents=True, exist_ok=True)
-    if not (out / SPEC_FILE).is_file():
+    if not (out / SPEC_FILE).is_file():  # first: a folder with anything in it is a sweep
+        out.mkdir(parents=True, exist_ok=True)
         _write_json(out / SPEC_FILE, {"source": spec.source, "trials": spec.trials,
                                       "params": spec.params})
+    (out / TRIALS).mkdir(exist_ok=True)
     if resume:
         log(f"{out}: {len(done)} of {len(spec.trials)} trials finished, {len(pending)} to run")
     bar = tqdm(total=len(pending), desc="trials", disable=not progress)
