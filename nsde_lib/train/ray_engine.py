@@ -152,6 +152,7 @@ def run_trials(jobs: dict[str, tuple[dict, str]], run_trial: Callable,
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
         param_space={"trial": tune.grid_search(list(jobs))},
+        # reuse_actors: a worker process runs trial after trial, importing torch only once
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True,
                                     trial_dirname_creator=lambda trial: trial.config["trial"]),
         run_config=tune.RunConfig(name=name, storage_path=str(storage.resolve()), verbose=0,
