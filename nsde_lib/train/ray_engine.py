@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path
 from typing import Callable
+from unittest import mock  # patch.dict: set environment variables for a while, then restore
 
 __all__ = ["require_ray", "start", "stop", "run_trials"]
 
@@ -72,10 +73,8 @@ def _init(address: str | None, num_cpus: int | None) -> None:
     # its folder goes first on the PYTHONPATH that Ray's processes inherit from this one (a
     # runtime_env would do the same but costs ~10 s per worker start here).
     root = str(Path(__file__).resolve().parents[2])
-    before = os.environ.get("PYTHONPATH")
-    paths = [p for p in (before or "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join([root] + [p for p in paths if p != root])
-    try:
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    with mock.patch.dict(os.environ, {"PYTHONPATH": os.pathsep.join([root] + paths)}):
         try:
             ray.init(num_cpus=num_cpus, **options)
         except Exception as err:  # noqa: BLE001 (Ray raises a bare Exception for this)
@@ -84,11 +83,6 @@ def _init(address: str | None, num_cpus: int | None) -> None:
                 raise
             ray.shutdown()
             ray.init(num_cpus=num_cpus, **options)
-    finally:
-        if before is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = before
 
 
 def _check_fits(cpus: int, gpus: float, started: bool) -> None:
@@ -158,16 +152,7 @@ def run_trials(jobs: dict[str, tuple[dict, str]], run_trial: Callable,
         run_config=tune.RunConfig(name=name, storage_path=str(storage.resolve()), verbose=0,
                                   callbacks=[Collect()],
                                   failure_config=tune.FailureConfig(max_failures=0)))
-    quiet = {"RAY_AIR_NEW_OUTPUT": "0"}  # Tune's older reporter is silent at verbose=0
-    saved = {k: os.environ.get(k) for k in quiet}
-    os.environ.update(quiet)
-    try:
+    with mock.patch.dict(os.environ, {"RAY_AIR_NEW_OUTPUT": "0"}):  # silent at verbose=0
         grid = tuner.fit()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return {result.config["trial"]: _last_line(result.error)
             for result in grid if result.error is not None}
