@@ -111,3 +111,30 @@ def test_complex_eigenvalue_limit_lies_on_the_unit_circle():
         euler_stability_limit(0.5)
     with pytest.raises(ValueError, match="dt"):
         euler_factor(-1.0, 0.0)
+
+
+def _rec(noise, acc, seed, **level):
+    return {"noise": noise, "acc": acc, "seed": seed, **level}
+
+
+def test_choose_noise_levels_takes_the_largest_level_within_the_tolerance():
+    records = [_rec("none", a, s) for s, a in enumerate((0.90, 0.94, 0.92))]   # median 0.92
+    records += [_rec("additive", a, s, sigma=0.1) for s, a in enumerate((0.93, 0.91, 0.95))]
+    records += [_rec("additive", a, s, sigma=0.3) for s, a in enumerate((0.912, 0.90, 0.93))]
+    records += [_rec("additive", a, s, sigma=1.0) for s, a in enumerate((0.5, 0.95, 0.6))]
+    records += [_rec("jump-dropout", a, s, p=0.1, rate=1.0) for s, a in enumerate((0.7,) * 3)]
+    records += [_rec("dropout", float("nan"), s, p=0.05) for s in range(3)]       # diverged
+    chosen = nl.choose_noise_levels(records, tolerance=0.01)
+    assert chosen == {"none": {}, "additive": {"sigma": 0.3}}   # 0.912 >= 0.92 - 0.01; 0.6 not
+    assert nl.choose_noise_levels(records, tolerance=0.25)["jump-dropout"] == {"p": 0.1, "rate": 1.0}
+    with pytest.raises(ValueError, match="Neural ODE"):
+        nl.choose_noise_levels(records[3:])
+    table = nl.level_table(records)
+    assert "sigma = 0.3" in table and "91.2" in table
+
+
+def test_the_shipped_search_gives_the_course_noise_levels():
+    """nl.NOISE_LEVELS is what the rule picks from the shipped results of its search."""
+    search = nl.course_results("04_noise_levels")
+    assert {r["noise"] for r in search} == set(nl.NOISE_LEVELS)
+    assert nl.choose_noise_levels(search, tolerance=0.01) == nl.NOISE_LEVELS

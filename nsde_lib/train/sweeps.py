@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from .. import checks
 
-__all__ = ["sweep", "summarize", "run_key", "report_runs"]
+__all__ = ["sweep", "summarize", "run_key", "report_runs", "choose_noise_levels", "level_table"]
 
 
 def run_key(config: dict, seed: int) -> tuple:
@@ -118,3 +118,59 @@ def report_runs(records: list[dict], key: str, *, chance: float) -> None:
             if r["acc"] < chance + 0.02:
                 status += " (chance: trained to nothing)"
         print(f"  {key} = {r[key]!s:<6} h = {r['h']:<4} seed {r['seed']}: {status}")
+
+
+def choose_noise_levels(records: list[dict], *, tolerance: float = 0.01,
+                        levels: dict | None = None) -> dict:
+    """The rule behind :data:`nsde_lib.NOISE_LEVELS`: per noise preset, the largest level whose
+    median test accuracy over the seeds stays within ``tolerance`` of the Neural ODE's median.
+
+    Args:
+        records: the search's records (:func:`nsde_lib.read_results`), each with ``noise``, the
+            preset's level (``sigma`` or ``p``, plus ``rate`` for jumps) and ``acc``.
+        tolerance: accuracy (a share, 0.01 = one point) a preset may lose against the ODE.
+        levels: which option is a preset's level (default: ``p`` for the dropout presets,
+            ``sigma`` for the others).
+
+    Returns:
+        ``{preset: {option: value, ...}}`` like :data:`nsde_lib.NOISE_LEVELS` (``{}`` for
+        ``"none"``); a preset with no level inside the tolerance is left out.
+
+    Raises:
+        ValueError: no Neural ODE among the records.
+    """
+    levels = levels or {"additive": "sigma", "multiplicative": "sigma", "dropout": "p",
+                        "jump-dropout": "p"}
+
+    def median(rs):
+        return statistics.median(r["acc"] if math.isfinite(r["acc"]) else 0.0 for r in rs)
+
+    ode = [r for r in records if r["noise"] == "none"]
+    if not ode:
+        raise ValueError("the records hold no Neural ODE (noise 'none') to compare with")
+    chosen = {"none": {}}
+    for noise, option in levels.items():
+        mine = [r for r in records if r["noise"] == noise]
+        ok = [v for v in sorted({r[option] for r in mine})
+              if median([r for r in mine if r[option] == v]) >= median(ode) - tolerance]
+        if ok:
+            best = next(r for r in mine if r[option] == ok[-1])
+            chosen[noise] = {option: ok[-1]} | ({"rate": best["rate"]} if "rate" in best else {})
+    return chosen
+
+
+def level_table(records: list[dict], *, levels: dict | None = None) -> str:
+    """The search as text: one line per preset and level, the test accuracy of each seed and
+    their median (%)."""
+    levels = levels or {"none": None, "additive": "sigma", "multiplicative": "sigma",
+                        "dropout": "p", "jump-dropout": "p"}
+    lines = [f"{'noise':<15}{'level':>12}   test accuracy per seed (%)         median"]
+    for noise, option in levels.items():
+        mine = [r for r in records if r["noise"] == noise]
+        for v in sorted({r.get(option) for r in mine} if option else {None}):
+            rs = sorted((r for r in mine if option is None or r[option] == v), key=lambda r: r["seed"])
+            accs = [100 * r["acc"] if math.isfinite(r["acc"]) else float("nan") for r in rs]
+            label = "" if option is None else f"{option} = {v:g}"
+            lines.append(f"{noise:<15}{label:>12}   " + " ".join(f"{a:6.1f}" for a in accs).ljust(33)
+                         + f"{statistics.median(accs):6.1f}")
+    return "\n".join(lines)
