@@ -19,8 +19,8 @@ from ..checks import count
 from ..runtime import device_of, forked_rng
 from .classifier import at_least_fp32
 
-__all__ = ["stack_draws", "ensemble_predict", "predict_proba", "accuracy", "ensemble_accuracy",
-           "Forward"]
+__all__ = ["stack_draws", "ensemble_predict", "ensemble_votes", "predict_proba", "accuracy",
+           "ensemble_accuracy", "Forward"]
 
 Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -63,6 +63,27 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int = 1, *,
     sizes = torch.arange(1, passes + 1, device=probs.device, dtype=probs.dtype)
     means = probs.cumsum(0) / sizes.view(-1, 1, 1)
     return means if passes == K else means.expand(K, *means.shape[1:])
+
+
+def ensemble_votes(model: nn.Module, x: torch.Tensor, K: int = 1, *,
+                   forward: Forward | None = None) -> torch.Tensor:
+    """How often each class is the argmax over ``K`` noisy passes of ``x``: ``(B, num_classes)``
+    integer counts summing to K per row (the hard-vote twin of :func:`ensemble_predict`; what a
+    smoothed classifier counts, :class:`nsde_lib.Smooth`).
+
+    Args:
+        model, x, K, forward: as for :func:`ensemble_predict`; the K draws of the batch go
+            through as one batch of ``K·B`` rows (:func:`stack_draws`).
+
+    Raises:
+        ValueError: ``K`` is not an integer >= 1.
+    """
+    K = count("K", K)
+    passes = _passes(model, K)
+    stacked = stack_draws(x, passes)
+    logits = model(stacked) if forward is None else forward(model, stacked)
+    hits = F.one_hot(logits.argmax(1), logits.shape[1]).view(passes, len(x), -1)  # (K, B, n)
+    return hits.sum(0) * (K // passes)
 
 
 @torch.no_grad()
