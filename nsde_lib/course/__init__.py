@@ -1,10 +1,12 @@
 """What the chapters show on screen: plotly figures, sliders that drive them, Table 1's layout,
 and the exercises' self-checks."""
 from .plotting import *  # noqa: F401,F403
+from .resnet_figures import *  # noqa: F401,F403
+from .sde_figures import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403
 from .table1 import *  # noqa: F401,F403
 from .exercises import *  # noqa: F401,F403
-from . import exercises, plotting, table1, widgets
+from . import exercises, plotting, resnet_figures, sde_figures, table1, widgets
 from . import answers  # noqa: E402,F401  (registers every chapter's exercises)
 
-__all__ = plotting.__all__ + widgets.__all__ + table1.__all__ + exercises.__all__
+__all__ = (plotting.__all__ + resnet_figures.__all__ + sde_figures.__all__ + widgets.__all__ + table1.__all__ + exercises.__all__)

@@ -7,9 +7,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-__all__ = ["to_numpy", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
+__all__ = ["to_numpy", "with_gaps", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
            "binned", "HISTNORMS", "histogram_figure", "set_histograms", "poisson_figure",
-           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS",
+           "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS", "log_axis",
            "model_color"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -53,30 +53,45 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _path_traces(ts, paths, n_show):
-    ts, paths = to_numpy(ts), to_numpy(paths).reshape(len(ts), -1)  # (T, n_paths)
-    shown = paths[:, :n_show]
-    return ts, shown, paths.mean(axis=1)
+def with_gaps(ts, paths, n_show: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Many paths as one line trace: ``(x, y)`` with a NaN gap between paths.
+
+    One trace to send and redraw instead of one per path, which is what keeps a slider over a
+    figure of many paths fast.
+
+    Args:
+        ts: times ``(T,)``.
+        paths: ``(T, n_paths)`` (or ``(T, n_paths, 1)``).
+        n_show: how many of the paths (default all).
+
+    Returns:
+        ``x`` and ``y`` of length ``n_show·(T + 1)``.
+    """
+    ts = to_numpy(ts).astype(float)
+    paths = to_numpy(paths).reshape(len(ts), -1)[:, :n_show]          # (T, n)
+    n = paths.shape[1]
+    gap = np.full((1, n), np.nan)
+    x = np.vstack([np.repeat(ts[:, None], n, axis=1), gap]).T.ravel()
+    y = np.vstack([paths.astype(float), gap]).T.ravel()
+    return x, y
 
 
 def paths_figure(ts, paths, *, n_show: int = 20, title: str = "", yaxis: str = "y",
                  xaxis: str = "t", widget: bool = True) -> go.Figure:
-    """Sample paths as thin lines plus their mean as a thick one.
+    """Sample paths as thin lines (one trace, :func:`with_gaps`) plus their mean as a thick one.
 
     Args:
         ts: times, shape ``(T,)``.
         paths: states, shape ``(T, n_paths)`` or ``(T, n_paths, 1)``.
         n_show: how many paths to draw (all of them enter the mean).
         widget: return a ``go.FigureWidget`` (for sliders) instead of a ``go.Figure``.
+
+    Traces: 0 the sample paths, 1 the mean.
     """
-    ts_np, shown, mean = _path_traces(ts, paths, n_show)
     fig = (go.FigureWidget if widget else go.Figure)()
-    for i in range(shown.shape[1]):
-        fig.add_scatter(x=ts_np, y=shown[:, i], mode="lines", showlegend=i == 0,
-                        name="sample paths", legendgroup="paths",
-                        line=dict(width=1, color="rgba(31,119,180,0.35)"))
-    fig.add_scatter(x=ts_np, y=mean, mode="lines", name="mean over all paths",
-                    line=dict(width=3, color="black"))
+    fig.add_scatter(mode="lines", name="sample paths", line=dict(width=1, color=rgba(COLORS[0], 0.35)))
+    fig.add_scatter(mode="lines", name="mean over all paths", line=dict(width=3, color="black"))
+    set_paths(fig, ts, paths, n_show=n_show)
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis,
                       template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
     return fig
@@ -84,11 +99,17 @@ def paths_figure(ts, paths, *, n_show: int = 20, title: str = "", yaxis: str = "
 
 def set_paths(fig: go.Figure, ts, paths, *, n_show: int = 20) -> None:
     """Replace the data of a :func:`paths_figure` in place (one batch update, no new figure)."""
-    ts_np, shown, mean = _path_traces(ts, paths, n_show)
+    x, y = with_gaps(ts, paths, n_show)
     with fig.batch_update():
-        for i, trace in enumerate(fig.data[:-1]):
-            trace.x, trace.y = ts_np, shown[:, i]
-        fig.data[-1].x, fig.data[-1].y = ts_np, mean
+        fig.data[0].x, fig.data[0].y = x, y
+        fig.data[1].x, fig.data[1].y = to_numpy(ts), to_numpy(paths).reshape(len(ts), -1).mean(1)
+
+
+def log_axis(values) -> dict:
+    """Axis settings for a log axis over a few values (depths 2 … 32, learning rates): a tick at
+    each value, no minor labels ("2 3 … 10 2 3")."""
+    values = sorted({float(v) for v in values})
+    return dict(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
 
 
 def rgba(color: str, alpha: float) -> str:
@@ -359,7 +380,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
                       template="plotly_white", height=380, margin=dict(l=60, r=20, t=50, b=40))
     if log_x:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(**log_axis([x for curve in summary.values() for x in curve["x"]]))
     return fig
 
 

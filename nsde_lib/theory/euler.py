@@ -2,11 +2,15 @@
 1 + λ·dt and the largest stable step. With dt = h this is a residual block's step factor."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from ..checks import positive
+from ..sde.solver import sdeint
 
-__all__ = ["LinearODE", "euler_factor", "euler_stability_limit"]
+__all__ = ["LinearODE", "euler_factor", "euler_stability_limit", "euler_solution"]
 
 
 class LinearODE:
@@ -45,3 +49,17 @@ def euler_stability_limit(lam: complex) -> float:
     if not lam.real < 0:
         raise ValueError(f"lam must have a negative real part (a decaying equation), got {lam!r}")
     return -2 * lam.real / abs(lam) ** 2
+
+
+def euler_solution(lam: float, dt: float, T: float) -> tuple[np.ndarray, np.ndarray]:
+    """Explicit Euler on ẋ = λx, x(0) = 1, with step ``dt`` up to the first step at or past ``T``.
+
+    Returns:
+        ``(ts, xs)``: the step times and the Euler points x_n = (1 + λ·dt)^n, NumPy float64,
+        computed by :func:`nsde_lib.sdeint` (so they are the solver's own numbers).
+    """
+    dt, T = positive("dt", dt), positive("T", T)
+    n = max(1, math.ceil(T / dt - 1e-9))
+    ts = [k * dt for k in range(n + 1)]
+    xs = sdeint(LinearODE(lam), torch.ones(1, dtype=torch.float64), ts, dt=dt)[:, 0]
+    return np.array(ts), xs.numpy()

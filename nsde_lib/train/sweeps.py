@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from .. import checks
 
-__all__ = ["sweep", "summarize", "run_key"]
+__all__ = ["sweep", "summarize", "run_key", "report_runs"]
 
 
 def run_key(config: dict, seed: int) -> tuple:
@@ -105,3 +105,16 @@ def summarize(records: list[dict], x: str, group: str, *, chance: float,
             curve["values"].append([v for r, v in zip(at, vals) if not r["diverged"]])
         out[g] = curve
     return out
+
+
+def report_runs(records: list[dict], key: str, *, chance: float) -> None:
+    """Print one line per run of a :func:`sweep`: its ``key`` value, h, seed and outcome (the
+    final test accuracy, or where it diverged; a run at chance accuracy is flagged)."""
+    for r in records:
+        if r["diverged"]:
+            status = f"diverged in epoch {r['diverged_epoch']}, step {r['diverged_step']}"
+        else:
+            status = f"test accuracy {r['acc']:.3f}"
+            if r["acc"] < chance + 0.02:
+                status += " (chance: trained to nothing)"
+        print(f"  {key} = {r[key]!s:<6} h = {r['h']:<4} seed {r['seed']}: {status}")
