@@ -36,10 +36,15 @@ from .attacks import pgd
 from .evaluation import accuracy_vs_eps
 
 __all__ = ["Smooth", "ABSTAIN", "lower_confidence_bound", "radius_cap", "hidden_smooth",
-           "certify_dataset", "certified_accuracy", "falsify", "smoothing_scores"]
+           "certify_dataset", "certified_accuracy", "falsify", "smoothing_model", "smoother_of",
+           "smoothing_scores", "SMOOTHING_FAMILIES"]
+
+# chapter 06's models: the undefended Neural ODE, the ODE smoothed by noise on its input, and
+# the Neural SDE whose own noise starts at t = 0 (its diffusion continues through the block)
+SMOOTHING_FAMILIES = ("ode", "smoothed", "noise-at-0")
 
 ABSTAIN = -1
-LIPSCHITZ_MARGIN = 1e-6  # relative, added to a power-iteration norm used as an upper bound
+LIPSCHITZ_MARGIN = 1e-9  # relative, over the exact stem norm: room for its rounding error
 
 
 def lower_confidence_bound(k: int, n: int, alpha: float) -> float:
@@ -70,14 +75,18 @@ def radius_cap(sigma: float, n: int, alpha: float) -> float:
 
 
 @contextmanager
-def _evaluating(module: nn.Module):
-    was = module.training
+def _evaluating(module: nn.Module, grad: bool = False):
+    """``eval()`` inside the block; afterwards every submodule gets back its *own* mode (a
+    smoothed classifier wrapping a model in eval mode must not leave it in training mode, where
+    spectral normalisation would move the weights a Lipschitz bound was computed for)."""
+    modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             yield module
     finally:
-        module.train(was)
+        for m, mode in modes:
+            m.training = mode
 
 
 class Smooth(nn.Module):
@@ -252,23 +261,23 @@ class Smooth(nn.Module):
         return guess, self.sigma * float(norm.ppf(p_lower)) / self.lipschitz
 
 
-def hidden_smooth(model: SDEClassifier, image_shape, *, n_iter: int = 1000,
-                  tol: float = 1e-12) -> Smooth:
+def hidden_smooth(model: SDEClassifier, image_shape) -> Smooth:
     """A Neural SDE with noise at t = 0 (``sigma0``) as a smoothed classifier of its image.
 
     The block starts from ``stem(x) + σ₀·ε``: that *is* a smoothed classifier of the hidden state
     ``y0 = stem(x)``, certified there with radius R; a stem with Lipschitz constant L moves y0 by
     at most L·‖δ‖ when the image moves by δ, so the image is certified with radius R / L. L is
-    the operator norm of the stem's convolution on an image of ``image_shape``
-    (:func:`nsde_lib.lipschitz_bound`, power iteration on the operator itself, plus a relative
-    margin of :data:`LIPSCHITZ_MARGIN` for the iteration's shortfall). The block's own
+    the norm of the stem's convolution as an operator on an image of ``image_shape`` (not of
+    its reshaped kernel, which spectral normalisation sets to 1 and which understates it), from
+    the operator's written-down AᵀA (:func:`nsde_lib.operator_norm` with ``exact=True``: power
+    iteration would stop just *below* it, overstating every radius), plus
+    :data:`LIPSCHITZ_MARGIN` for rounding. The block's own
     diffusion may stay on (a random base). The bound is for the stem's weights as they are now:
     build the smoothed classifier after training.
 
     Args:
         model: an :class:`nsde_lib.SDEClassifier` with ``sigma0 > 0``; its stem is the encoder.
         image_shape: one image's shape ``(C, H, W)`` (the stem's norm depends on it).
-        n_iter, tol: of the power iteration.
 
     Raises:
         TypeError: not an SDEClassifier. ValueError: ``sigma0 == 0``.
@@ -281,17 +290,12 @@ def hidden_smooth(model: SDEClassifier, image_shape, *, n_iter: int = 1000,
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3:
         raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
-    was = model.training
-    model.eval()  # in training mode spectral normalisation would move the weight it bounds
-    try:
-        lip = lipschitz_bound(model.stem, shape, n_iter=n_iter, tol=tol)
-    finally:
-        model.train(was)
-    # power iteration rises to the norm from below; at tol = 1e-12 it ends ~1e-12 short of it
-    # (tests: against the dense operator's SVD), so a margin of 1e-6 keeps the bound above it
-    lip *= 1 + LIPSCHITZ_MARGIN
-    return Smooth(StateClassifier(model), model.head[-1].out_features, model.sigma0,
-                  encoder=model.stem, lipschitz=lip)
+    with _evaluating(model, grad=True):  # in training mode spectral norm moves the weight
+        lip = lipschitz_bound(model.stem, shape, exact=True) * (1 + LIPSCHITZ_MARGIN)
+    smooth = Smooth(StateClassifier(model), model.head[-1].out_features, model.sigma0,
+                    encoder=model.stem, lipschitz=lip)
+    smooth.training = model.training  # so that eval()/train() round trips keep the model's mode
+    return smooth
 
 
 def certify_dataset(smooth: Smooth, x: torch.Tensor, *, n0: int = 100, n: int = 1000,
@@ -364,8 +368,41 @@ def falsify(smooth: Smooth, x: torch.Tensor, classes: torch.Tensor, radii: torch
             "after": after_t}
 
 
+def smoothing_model(family: str, sigma: float = 0.0, *, in_channels: int = 1,
+                    num_classes: int = 10, **arch) -> nn.Module:
+    """One of chapter 06's models, untrained; each is a noisy model trained as it is (``fit``).
+
+    Args:
+        family: ``"ode"`` (the Neural ODE, ``sigma`` ignored), ``"smoothed"`` (a Neural ODE
+            inside :class:`Smooth` with σ = ``sigma``: training it is Gaussian augmentation) or
+            ``"noise-at-0"`` (an :class:`nsde_lib.SDEClassifier` with additive noise: σ·ε on the
+            state at t = 0 and σ·dW through the block, after a spectrally normalised stem).
+        sigma: the noise scale σ > 0 of the two noisy families.
+        **arch: ``channels``, ``steps``, ``T`` ... of the :class:`nsde_lib.SDEClassifier`.
+    """
+    checks.one_of("family", family, SMOOTHING_FAMILIES)
+    if family == "ode":
+        return SDEClassifier(in_channels, num_classes, **arch)
+    sigma = positive("sigma", sigma)
+    if family == "smoothed":
+        return Smooth(SDEClassifier(in_channels, num_classes, **arch), num_classes, sigma)
+    return SDEClassifier(in_channels, num_classes, noise="additive", sigma=sigma, sigma0=sigma,
+                         spectral_stem=True, **arch)
+
+
+def smoother_of(model: nn.Module, image_shape) -> Smooth | None:
+    """The smoothed classifier that certifies ``model``: itself if it is a :class:`Smooth`, its
+    hidden-space form (:func:`hidden_smooth`) for an SDEClassifier with noise at t = 0, else
+    ``None`` (nothing to certify)."""
+    if isinstance(model, Smooth):
+        return model
+    if isinstance(model, SDEClassifier) and model.sigma0 > 0:
+        return hidden_smooth(model, image_shape)
+    return None
+
+
 def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                     smooth: Smooth | None = None, eps: Sequence[float] = (0.5,),
+                     eps: Sequence[float] = (0.5,),
                      radii: Sequence[float] = (0.25, 0.5), K: int = 8, eot: int = 4,
                      steps: int = 10, n0: int = 100, n: int = 1000, alpha: float = 0.001,
                      batch_size: int = 1000, seed: int = 0, progress: bool = False) -> dict:
@@ -373,13 +410,15 @@ def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     The empirical side is measured as chapter 05 measures it (the mean softmax of ``K`` noisy
     passes; ℓ2-PGD with ``eot`` noise draws per gradient, or plain PGD for a deterministic
-    model); the certified side is :func:`certify_dataset` on ``smooth`` (``None``: nothing is
-    certified, e.g. the Neural ODE).
+    model); the certified side is :func:`certify_dataset` on :func:`smoother_of` ``(model)``
+    (radii in image space; nothing is certified for a model without noise, the Neural ODE).
 
     Returns:
-        dict: ``clean`` (float), ``pgd`` (one accuracy per ε), and with ``smooth``:
-        ``certified`` (one per radius), ``classes`` and ``radii`` (per input).
+        dict: ``clean`` (float), ``pgd`` (one accuracy per ε), and for a certifiable model:
+        ``certified`` (one per radius), ``classes`` and ``radii`` (per input), ``lipschitz``
+        (of the encoder before the noise; 1 for input smoothing).
     """
+    smooth = smoother_of(model, x.shape[1:])
     noisy = getattr(model, "noise_on", True)
     out = {"clean": accuracy(model, x, y, K=K, seed=seed),
            "pgd": accuracy_vs_eps(model, x, y, [e for e in eps], norm="l2", steps=steps,
@@ -388,5 +427,5 @@ def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         classes, rads = certify_dataset(smooth, x, n0=n0, n=n, alpha=alpha,
                                         batch_size=batch_size, seed=seed, progress=progress)
         out.update(certified=certified_accuracy(classes, rads, y, radii), classes=classes,
-                   radii=rads)
+                   radii=rads, lipschitz=smooth.lipschitz)
     return out
