@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--batch", type=int, default=1000, help="rows per forward pass")
     parser.add_argument("--channels", type=int, default=16, help="width of the state")
-    parser.add_argument("--steps", type=int, default=4, help="solver steps of the block")
+    parser.add_argument("--steps", type=int, default=2, help="solver steps of the block")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args, _ = parser.parse_known_args(argv)  # run_all.py passes shared flags
 
