@@ -35,6 +35,14 @@ def _passes(model, K: int) -> int:
     return K if getattr(model, "noise_on", True) else 1
 
 
+def _draws(model, x, K, forward):
+    """Logits of K noisy copies of ``x`` from one batched call: ``(passes·B, n)``, K, passes."""
+    K = count("K", K)
+    passes = _passes(model, K)
+    stacked = stack_draws(x, passes)
+    return (model(stacked) if forward is None else forward(model, stacked)), K, passes
+
+
 def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int = 1, *,
                      forward: Forward | None = None, running: bool = False) -> torch.Tensor:
     """Mean softmax over ``K`` noisy passes of ``x``: ``(B, num_classes)``.
@@ -53,10 +61,7 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int = 1, *,
     Raises:
         ValueError: ``K`` is not an integer >= 1.
     """
-    K = count("K", K)
-    passes = _passes(model, K)
-    stacked = stack_draws(x, passes)
-    logits = model(stacked) if forward is None else forward(model, stacked)
+    logits, K, passes = _draws(model, x, K, forward)
     probs = F.softmax(at_least_fp32(logits), dim=1).view(passes, len(x), -1)
     if not running:
         return probs.mean(0)
@@ -71,17 +76,10 @@ def ensemble_votes(model: nn.Module, x: torch.Tensor, K: int = 1, *,
     integer counts summing to K per row (the hard-vote twin of :func:`ensemble_predict`; what a
     smoothed classifier counts, :class:`nsde_lib.Smooth`).
 
-    Args:
-        model, x, K, forward: as for :func:`ensemble_predict`; the K draws of the batch go
-            through as one batch of ``K·B`` rows (:func:`stack_draws`).
-
-    Raises:
-        ValueError: ``K`` is not an integer >= 1.
+    ``model``, ``x``, ``K`` and ``forward`` are as for :func:`ensemble_predict` (the K draws go
+    through as one batch of ``K·B`` rows, :func:`stack_draws`); ``K`` must be an integer ≥ 1.
     """
-    K = count("K", K)
-    passes = _passes(model, K)
-    stacked = stack_draws(x, passes)
-    logits = model(stacked) if forward is None else forward(model, stacked)
+    logits, K, passes = _draws(model, x, K, forward)
     hits = F.one_hot(logits.argmax(1), logits.shape[1]).view(passes, len(x), -1)  # (K, B, n)
     return hits.sum(0) * (K // passes)
 
