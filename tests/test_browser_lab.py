@@ -4,6 +4,11 @@ nbval proves that the notebooks run; this proves that a reader sees the figure c
 JupyterLab (loopback, random token, quick mode, fresh profile) serves the tests of this module;
 for each notebook a fresh page opens it, runs all cells, presses an arrow key on the slider's
 handle and reads the plotly graph div's first trace out of the DOM before and after.
+
+It also times every slider of the notebook it opens: key press on the handle → the figure's data
+changed in the page and a frame drawn, median of several presses. The times are printed and written
+to ``build/slider-latency.json``, not asserted (speed is measured, not unit-tested); set
+``NSDE_BROWSER_DEFAULT=1`` to run the notebooks with their default parameters instead of quick mode.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ SLIDERS = [
     ("03", "noise σ", "issue 4"),
 ]
 RUN_ALL_TIMEOUT_S = 240   # quick mode is <= 2 min per notebook under nbval
+DEFAULT_MODE = os.environ.get("NSDE_BROWSER_DEFAULT", "").strip().lower() in ("1", "true", "yes")
+PRESSES = 6               # key presses timed per slider
+LATENCY = ROOT / "build" / "slider-latency.json"
 UPDATE_TIMEOUT_S = 30     # one slider step, computed by the kernel and redrawn by plotly.js
 
 # In the page: the notebook panel the test opened (JupyterLab exposes the app for tests).
@@ -86,6 +94,67 @@ TRACE_CHANGED_JS = f"""(before) => {{
 }}"""
 
 
+# Time one key press on a slider's handle until its figure's data changed and a frame was drawn.
+# The fingerprint covers every trace (x, y and z), so a slider that moves any trace is seen.
+PRESS_JS = """async ([index, key]) => {
+    const sliders = Array.from(document.querySelectorAll('.widget-slider'));
+    const slider = sliders[index], handle = slider.querySelector('.noUi-handle');
+    const graph = slider.closest('.widget-vbox').querySelector('.js-plotly-plot');
+    const sum = a => a == null ? 0 : Array.from(a.flat ? a.flat(Infinity) : a, Number)
+        .reduce((s, v) => s + (Number.isFinite(v) ? v : 0), 0);
+    const print = () => graph.data.map(t => [t.x, t.y, t.z].map(sum).join(',')).join(';');
+    const before = print();
+    handle.focus();
+    const t0 = performance.now();
+    handle.dispatchEvent(new KeyboardEvent('keydown', {key, code: key, bubbles: true}));
+    return await new Promise((resolve) => {
+        const give_up = t0 + 10000;
+        const check = () => {
+            const now = performance.now();
+            if (print() !== before) requestAnimationFrame(() => resolve(performance.now() - t0));
+            else if (now > give_up) resolve(null);
+            else requestAnimationFrame(check);
+        };
+        requestAnimationFrame(check);
+    });
+}"""
+
+# Every slider of the page whose VBox holds a plotly figure (the ones nl.live built).
+LIVE_SLIDERS_JS = """() => Array.from(document.querySelectorAll('.widget-slider')).map((s, i) => {
+    const box = s.closest('.widget-vbox');
+    const label = s.querySelector('.widget-label');
+    return box && box.querySelector('.js-plotly-plot')
+        ? [i, label ? label.innerText.trim() : '?'] : null;
+}).filter(Boolean)"""
+
+
+def _time_sliders(page, name: str) -> dict:
+    """Median and max of PRESSES timed key presses on every live slider, alternating direction
+    (so the slider stays inside its range); each press waits until the kernel is idle again."""
+    out = {}
+    for index, label in page.evaluate(LIVE_SLIDERS_JS):
+        times = []
+        for k in range(PRESSES):
+            key = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
+            ms = page.evaluate(PRESS_JS, [index, key])
+            if ms is not None:
+                times.append(ms)
+            page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
+            page.wait_for_timeout(300)   # let the last message of the press land
+        if times:
+            times.sort()
+            out[label] = {"median_ms": round(times[len(times) // 2], 1),
+                          "max_ms": round(times[-1], 1), "presses": len(times)}
+    record = json.loads(LATENCY.read_text()) if LATENCY.exists() else {}
+    record[name] = {"mode": "default" if DEFAULT_MODE else "quick", "sliders": out}
+    LATENCY.parent.mkdir(parents=True, exist_ok=True)
+    LATENCY.write_text(json.dumps(record, indent=1, ensure_ascii=False))
+    for label, t in out.items():
+        print(f"{name}: slider {label!r}: key press -> figure redrawn, median {t['median_ms']} ms "
+              f"(max {t['max_ms']} ms, {t['presses']} presses)")
+    return out
+
+
 def _notebook(prefix: str) -> Path | None:
     found = sorted(NOTEBOOKS.glob(f"{prefix}_*.ipynb"))
     return found[0] if found else None
@@ -95,7 +164,8 @@ def _notebook(prefix: str) -> Path | None:
 def lab():
     """JupyterLab on loopback in quick mode; always stopped, kernels included."""
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {"NSDE_QUICK": "1", "PYTHONPATH": pythonpath}   # kernels inherit the server's env
+    env = {"NSDE_QUICK": "" if DEFAULT_MODE else "1",       # kernels inherit the server's env
+           "PYTHONPATH": pythonpath}
     with running_lab(NOTEBOOKS, env=env, expose_app=True) as server:
         yield server
     assert server.process.poll() is not None, "JupyterLab still running after the test"
@@ -203,6 +273,8 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
         assert len(after) == len(json.loads(before)), "the trace changed length"
         print(f"{path.name}: lab + kernel up in {opened_s:.1f} s, all cells ran by {ran_s:.1f} s; "
               f"'{description}' {key} redrew the figure; {time.perf_counter() - started:.1f} s")
+        timed = _time_sliders(page, path.stem)
+        assert description in timed, f"the {description!r} slider was not timed: {timed}"
     except Exception:
         try:
             after_png = page.screenshot()

@@ -50,6 +50,14 @@ def model_color(name: str) -> str:
     return MODEL_COLORS[key]
 
 
+def _series_color(name, i: int) -> str:
+    """A model's own colour when ``name`` names a model, else the i-th of :data:`COLORS`."""
+    try:
+        return model_color(name)
+    except ValueError:
+        return COLORS[i % len(COLORS)]
+
+
 def to_numpy(x) -> np.ndarray:
     """A tensor (any device, with or without grad) or array-like as a NumPy array."""
     if isinstance(x, torch.Tensor):
@@ -391,6 +399,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
 def curves_figure(curves: dict, *, x_title: str = "epoch", y_title: str = "",
                   title: str = "", percent: bool = False) -> go.Figure:
     """One line per name: the mean over runs, with a band from the lowest to the highest run.
+    A name that names a model (``"ODE"``, ``"Multiplicative"``...) gets that model's colour.
 
     Args:
         curves: ``{name: values}`` with ``values`` of shape ``(n_runs, n_points)`` (or 1-D for
@@ -401,7 +410,7 @@ def curves_figure(curves: dict, *, x_title: str = "epoch", y_title: str = "",
     for i, (name, values) in enumerate(curves.items()):
         v = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
         x = np.arange(1, v.shape[1] + 1)
-        color = COLORS[i % len(COLORS)]
+        color = _series_color(name, i)
         if v.shape[0] > 1:  # the band first, so the line draws on top
             fig.add_scatter(x=np.concatenate([x, x[::-1]]),
                             y=np.concatenate([v.max(0), v.min(0)[::-1]]), fill="toself",
