@@ -390,3 +390,21 @@ def test_hidden_smooth_needs_noise_at_t0():
         nl.hidden_smooth(nn.Linear(2, 2), (1, 8, 8))
     with pytest.raises(ValueError, match="sigma0"):
         nl.SDEClassifier(1, 10, sigma0=-1.0)
+
+
+def test_the_chapter_models_and_what_certifies_them():
+    ode = nl.smoothing_model("ode", channels=4, steps=1)
+    smoothed = nl.smoothing_model("smoothed", 0.25, channels=4, steps=1)
+    sde = nl.smoothing_model("noise-at-0", 0.5, channels=4, steps=1).eval()
+    assert isinstance(ode, nl.SDEClassifier) and not ode.noise_on
+    assert isinstance(smoothed, nl.Smooth) and smoothed.sigma == 0.25
+    assert sde.sigma0 == 0.5 and sde.spectral_stem and sde.noise == "additive"
+    assert sde.sigma == nl.NOISE_LEVELS["additive"]["sigma"]  # the course's level in the block
+    assert nl.smoother_of(ode, (1, 8, 8)) is None
+    assert nl.smoother_of(smoothed, (1, 8, 8)) is smoothed
+    hidden = nl.smoother_of(sde, (1, 8, 8))
+    assert hidden.encoder is sde.stem and hidden.sigma == 0.5 and hidden.lipschitz > 0
+    with pytest.raises(ValueError, match="family"):
+        nl.smoothing_model("bayesian", 0.25)
+    with pytest.raises(ValueError, match="sigma"):
+        nl.smoothing_model("smoothed", 0.0)

@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import checks
 from ..checks import count, open_unit, positive
-from ..models.classifier import SDEClassifier, StateClassifier
+from ..models.classifier import NOISE_LEVELS, SDEClassifier, StateClassifier
 from ..models.ensemble import accuracy, ensemble_votes
 from ..runtime import forked_rng
 from ..sde.brownian import gaussian_noise
@@ -40,7 +40,7 @@ __all__ = ["Smooth", "ABSTAIN", "lower_confidence_bound", "radius_cap", "hidden_
            "smoothing_scores", "SMOOTHING_FAMILIES"]
 
 # chapter 06's models: the undefended Neural ODE, the ODE smoothed by noise on its input, and
-# the Neural SDE whose own noise starts at t = 0 (its diffusion continues through the block)
+# the Neural SDE whose noise starts with a jump at t = 0 (its diffusion continues in the block)
 SMOOTHING_FAMILIES = ("ode", "smoothed", "noise-at-0")
 
 ABSTAIN = -1
@@ -376,8 +376,9 @@ def smoothing_model(family: str, sigma: float = 0.0, *, in_channels: int = 1,
         family: ``"ode"`` (the Neural ODE, ``sigma`` ignored), ``"smoothed"`` (a Neural ODE
             inside :class:`Smooth` with σ = ``sigma``: training it is Gaussian augmentation) or
             ``"noise-at-0"`` (an :class:`nsde_lib.SDEClassifier` with additive noise: σ·ε on the
-            state at t = 0 and σ·dW through the block, after a spectrally normalised stem).
-        sigma: the noise scale σ > 0 of the two noisy families.
+            state at t = 0, after a spectrally normalised stem, then the course's additive
+            diffusion through the block, :data:`nsde_lib.NOISE_LEVELS`).
+        sigma: the noise scale σ > 0 of the two noisy families (at t = 0 for ``"noise-at-0"``).
         **arch: ``channels``, ``steps``, ``T`` ... of the :class:`nsde_lib.SDEClassifier`.
     """
     checks.one_of("family", family, SMOOTHING_FAMILIES)
@@ -386,8 +387,8 @@ def smoothing_model(family: str, sigma: float = 0.0, *, in_channels: int = 1,
     sigma = positive("sigma", sigma)
     if family == "smoothed":
         return Smooth(SDEClassifier(in_channels, num_classes, **arch), num_classes, sigma)
-    return SDEClassifier(in_channels, num_classes, noise="additive", sigma=sigma, sigma0=sigma,
-                         spectral_stem=True, **arch)
+    return SDEClassifier(in_channels, num_classes, noise="additive", sigma0=sigma,
+                         spectral_stem=True, **NOISE_LEVELS["additive"], **arch)
 
 
 def smoother_of(model: nn.Module, image_shape) -> Smooth | None:
