@@ -14,6 +14,7 @@ import torch
 
 from ..models.ensemble import ensemble_accuracy
 from ..robust.attacks import fgsm, pgd
+from ..robust.smoothing import hidden_smooth, radius_cap
 from ..theory.euler import euler_factor, euler_stability_limit
 from ..theory.gbm import critical_moment_order
 from ..theory.lipschitz import lipschitz_bound
@@ -119,3 +120,25 @@ def _linf_pgd_accuracy(model, x, y, eps, steps):
 @exercise("05.3")
 def _corollary_sigma(L):
     return math.sqrt(2 * L)
+
+
+# --- 06 · certified robustness ------------------------------------------------------------------
+
+
+@exercise("06.1", rtol=1e-4)
+def _largest_certifiable_radius(sigma, n, alpha):
+    return radius_cap(sigma, n, alpha)
+
+
+@exercise("06.2", rtol=0, atol=0.5)
+def _draws_for_radius(sigma, r, alpha):
+    """The fewest draws whose unanimous votes certify r: alpha^(1/n) >= Phi(r / sigma)."""
+    from scipy.stats import norm
+
+    return math.ceil(math.log(alpha) / math.log(norm.cdf(r / sigma)))
+
+
+@exercise("06.3", rtol=1e-4)
+def _matching_hidden_sigma(model, image_shape, sigma):
+    """Image radius sigma_0 * Phi^-1(p_A) / L equals sigma * Phi^-1(p_A) when sigma_0 = sigma * L."""
+    return sigma * hidden_smooth(model, image_shape).lipschitz

@@ -25,10 +25,14 @@ MODEL_COLORS = {
     "jump-dropout": "#e377c2",    # pink
     "spectral-norm": "#9467bd",   # purple (the ODE with spectrally normalised drift, paper 004)
     "adaptive": "#8c564b",        # brown (the ODE solved by Dormand-Prince)
+    "smoothed": "#d62728",        # red (the ODE smoothed by Gaussian noise on its input, ch. 06)
+    "noise-at-0": "#bcbd22",      # olive (the Neural SDE with noise at t = 0, SN stem, ch. 06)
 }
 _MODEL_ALIASES = {"ode": "none", "neural ode": "none", "gaussian dropout": "dropout",
                   "jump dropout": "jump-dropout", "ode + spectral norm": "spectral-norm",
-                  "spectral norm": "spectral-norm"}
+                  "spectral norm": "spectral-norm", "input smoothing": "smoothed",
+                  "smoothed classifier": "smoothed", "noise at t = 0": "noise-at-0",
+                  "neural sde, noise at t = 0": "noise-at-0"}
 
 
 def model_color(name: str) -> str:
@@ -42,7 +46,7 @@ def model_color(name: str) -> str:
     key = _MODEL_ALIASES.get(key, key)
     if key not in MODEL_COLORS:
         raise ValueError(f"model must be one of {tuple(MODEL_COLORS)} (or ODE, Gaussian dropout, "
-                         f"ODE + spectral norm), got {name!r}")
+                         f"ODE + spectral norm, input smoothing, noise at t = 0), got {name!r}")
     return MODEL_COLORS[key]
 
 

@@ -9,6 +9,11 @@ noisy model.
 Layout follows the authors' reference model: a 3×3 stem without padding (32×32 → 30×30), a drift
 of three (GroupNorm → ReLU → 3×3 conv with the time as an extra input channel) plus a closing
 GroupNorm, and a GroupNorm → ReLU → global average pool → linear head.
+
+Two options serve randomized smoothing (chapter 06): ``sigma0`` draws Gaussian noise on the
+state at t = 0 (the block starts from ``stem(x) + σ₀·ε``), and ``spectral_stem`` spectrally
+normalises the stem, the only layer before that noise, so that its Lipschitz constant carries a
+certificate from the hidden state back to the image (:func:`nsde_lib.hidden_smooth`).
 """
 from __future__ import annotations
 
@@ -21,11 +26,12 @@ from torch.nn.utils import parametrize
 from .. import checks
 from ..checks import count, positive
 from ..sde.adaptive import SolveStats, odeint_dopri5
+from ..sde.brownian import gaussian_noise
 from ..sde.neural_sde import SwitchedBySDE, make_sde, noise_switch
 from ..sde.solver import METHODS, sdeint
 
-__all__ = ["SDEClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm", "AdaptiveBlock",
-           "CLASSIFIER_NOISES", "NOISE_LEVELS", "at_least_fp32"]
+__all__ = ["SDEClassifier", "StateClassifier", "ConvDrift", "TimeConv2d", "FP32GroupNorm",
+           "AdaptiveBlock", "CLASSIFIER_NOISES", "NOISE_LEVELS", "at_least_fp32"]
 
 CLASSIFIER_NOISES = ("none", "additive", "multiplicative", "dropout", "jump-dropout")
 
@@ -122,11 +128,19 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
         method: ``"euler"`` or ``"milstein"`` (not with ``"dropout"``: its diffusion mixes
             channels through f, so the diagonal Milstein correction would be wrong).
         spectral_norm: spectral normalisation of the drift convs.
+        sigma0: σ₀ ≥ 0, Gaussian noise on the state at t = 0: the block starts from
+            ``stem(x) + σ₀·ε``, ε ~ N(0, I) (a jump of the Brownian path at the start; drawn
+            when the noise is on). Certified as a smoothed classifier of the hidden state by
+            :func:`nsde_lib.hidden_smooth`.
+        spectral_stem: spectral normalisation of the stem conv (torch's, which normalises the
+            reshaped kernel; the operator norm on an image, :func:`nsde_lib.lipschitz_bound`,
+            can be larger).
 
     Attributes:
         noise_on: whether ``forward(x)`` draws noise when ``noise=None`` (True for noisy
-            models): the switch of the block's :class:`nsde_lib.NeuralSDE`, shared with
-            :func:`nsde_lib.noise_switch`. Independent of ``train()``/``eval()``.
+            models, and for ``sigma0 > 0``): the switch of the block's
+            :class:`nsde_lib.NeuralSDE`, shared with :func:`nsde_lib.noise_switch`.
+            Independent of ``train()``/``eval()``.
         drift: the drift module f(t, y) (for Lipschitz estimates).
 
     Raises:
@@ -136,7 +150,8 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
     def __init__(self, in_channels: int, num_classes: int, *, channels: int = 64,
                  noise: str = "none", sigma: float = 0.0, p: float = 0.0, rate: float = 1.0,
                  T: float = 1.0, steps: int = 10, method: str = "euler",
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, sigma0: float = 0.0,
+                 spectral_stem: bool = False):
         super().__init__()
         count("in_channels", in_channels)
         count("num_classes", num_classes)
@@ -151,13 +166,19 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
         self.noise, self.sigma = noise, checks.sigma(sigma)
         self.p, self.rate = checks.probability(p), checks.rate(rate)
         self.T, self.steps, self.method = float(T), steps, method
+        self.sigma0 = checks.sigma(sigma0, "sigma0")
+        self.spectral_stem = bool(spectral_stem)
 
         self.stem = nn.Conv2d(in_channels, channels, 3)  # no padding, as the reference: 32 → 30
+        if spectral_stem:
+            self.stem = nn.utils.parametrizations.spectral_norm(self.stem)
         self.drift = ConvDrift(channels, spectral_norm)
         self.head = nn.Sequential(FP32GroupNorm(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                                   nn.Flatten(), nn.Linear(channels, num_classes))
         # Kept out of the module tree so the drift's weights appear once in the state dict.
         self.__dict__["_sde"] = make_sde(self.drift, noise, sigma=sigma, p=p, rate=rate)
+        if self.sigma0 > 0:  # noise at t = 0 makes even the Neural ODE a random model
+            self.noise_on = True
 
     @property
     def sde(self):
@@ -175,13 +196,23 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
 
     def extra_repr(self) -> str:
         return (f"noise={self.noise!r}, sigma={self.sigma}, p={self.p}, rate={self.rate}, "
-                f"T={self.T}, steps={self.steps}, method={self.method!r}")
+                f"T={self.T}, steps={self.steps}, method={self.method!r}"
+                + (f", sigma0={self.sigma0}" if self.sigma0 else "")
+                + (", spectral_stem=True" if self.spectral_stem else ""))
 
     def _state0(self, x: torch.Tensor) -> torch.Tensor:
         checks.images("x", x, channels=self.stem.in_channels,
                       min_size=self.stem.kernel_size[0])
         # the state (and so the noise draw) stays float32 under bf16 autocast
         return at_least_fp32(self.stem(x))
+
+    def _noise_at_0(self, y0, noise, generator):
+        """y0 + σ₀·ε when the noise is on and σ₀ > 0 (drawn in y0's dtype, on its device)."""
+        on = self.noise_on if noise is None else bool(noise)
+        if not on or self.sigma0 == 0:
+            return y0
+        return y0 + gaussian_noise(y0.shape, self.sigma0, generator=generator, dtype=y0.dtype,
+                                   device=y0.device)
 
     def _integrate(self, y0, ts, noise, bm, generator):
         with noise_switch(self._sde, noise), parametrize.cached():
@@ -202,8 +233,14 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
             TypeError, ValueError: ``x`` is not a float tensor ``(B, in_channels, H, W)``.
             DivergenceError: the state became NaN/Inf inside the block.
         """
-        y_T = self._integrate(self._state0(x), [0.0, self.T], noise, None, None)[-1]
-        return self.head(y_T)
+        return self.classify_state(self._noise_at_0(self._state0(x), noise, None), noise)
+
+    def classify_state(self, y0: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` from the state at t = 0, ``(B, channels, H', W')``: the
+        block (its diffusion or jumps as ``noise`` says) and the head. The stem and the noise at
+        t = 0 are left out: this is the base classifier a hidden-space smoothed classifier
+        adds its own noise to (:class:`StateClassifier`)."""
+        return self.head(self._integrate(y0, [0.0, self.T], noise, None, None)[-1])
 
     def hidden_states(self, x: torch.Tensor, *, noise: bool | None = None,
                       bm: torch.Tensor | None = None,
@@ -214,9 +251,12 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
             noise: as in :meth:`forward`.
             bm: Brownian increments of shape :meth:`brownian_shape` ``(x)``, to run two inputs
                 (clean and perturbed, Fig. 7) on one shared noise path.
-            generator: draws the increments (and jumps) when ``bm`` is ``None``.
+            generator: draws the noise at t = 0 (``sigma0``), and the increments (and jumps)
+                when ``bm`` is ``None``; two calls with equally seeded generators start from
+                the same noisy state.
         """
-        return self._integrate(self._state0(x), self.times, noise, bm, generator)
+        y0 = self._noise_at_0(self._state0(x), noise, generator)
+        return self._integrate(y0, self.times, noise, bm, generator)
 
     def brownian_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         """Shape of ``bm`` for :meth:`hidden_states` on ``x``: ``(steps, B, C, H', W')``."""
@@ -225,6 +265,34 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
                         self.stem.dilation)
         size = [(n + 2 * pad[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate((H, W))]
         return (self.steps, B, self.stem.out_channels, *size)
+
+
+class StateClassifier(nn.Module):
+    """An :class:`SDEClassifier` seen from its state at t = 0: ``y0 ↦ logits`` (block, head).
+
+    The base classifier of the Neural SDE as a smoothed classifier (:func:`nsde_lib.hidden_smooth`):
+    the smoothed classifier adds the noise at t = 0 itself, so none is drawn here; the block's
+    own diffusion (or jumps) follows the model's switch, and the theorem still holds with it,
+    because that noise does not depend on the input. Shares the model's weights.
+    """
+
+    def __init__(self, model: SDEClassifier):
+        super().__init__()
+        if not isinstance(model, SDEClassifier):
+            raise TypeError(f"model must be an SDEClassifier, got {type(model).__name__}")
+        self.model = model
+
+    @property
+    def noise_on(self) -> bool:
+        return self.model.noise_on
+
+    @noise_on.setter
+    def noise_on(self, on: bool) -> None:
+        self.model.noise_on = on
+
+    def forward(self, y0: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` for states ``y0`` of shape ``(B, channels, H', W')``."""
+        return self.model.classify_state(y0, noise)
 
 
 class AdaptiveBlock(nn.Module):

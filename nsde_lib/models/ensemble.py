@@ -19,8 +19,8 @@ from ..checks import count
 from ..runtime import device_of, forked_rng
 from .classifier import at_least_fp32
 
-__all__ = ["stack_draws", "ensemble_predict", "predict_proba", "accuracy", "ensemble_accuracy",
-           "Forward"]
+__all__ = ["stack_draws", "ensemble_predict", "ensemble_votes", "predict_proba", "accuracy",
+           "ensemble_accuracy", "Forward"]
 
 Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -33,6 +33,14 @@ def stack_draws(x: torch.Tensor, K: int) -> torch.Tensor:
 def _passes(model, K: int) -> int:
     # a model without a switch (an adaptive solve, a plain network) is run K times all the same
     return K if getattr(model, "noise_on", True) else 1
+
+
+def _draws(model, x, K, forward):
+    """Logits of K noisy copies of ``x`` from one batched call: ``(passes·B, n)``, K, passes."""
+    K = count("K", K)
+    passes = _passes(model, K)
+    stacked = stack_draws(x, passes)
+    return (model(stacked) if forward is None else forward(model, stacked)), K, passes
 
 
 def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int = 1, *,
@@ -53,16 +61,27 @@ def ensemble_predict(model: nn.Module, x: torch.Tensor, K: int = 1, *,
     Raises:
         ValueError: ``K`` is not an integer >= 1.
     """
-    K = count("K", K)
-    passes = _passes(model, K)
-    stacked = stack_draws(x, passes)
-    logits = model(stacked) if forward is None else forward(model, stacked)
+    logits, K, passes = _draws(model, x, K, forward)
     probs = F.softmax(at_least_fp32(logits), dim=1).view(passes, len(x), -1)
     if not running:
         return probs.mean(0)
     sizes = torch.arange(1, passes + 1, device=probs.device, dtype=probs.dtype)
     means = probs.cumsum(0) / sizes.view(-1, 1, 1)
     return means if passes == K else means.expand(K, *means.shape[1:])
+
+
+def ensemble_votes(model: nn.Module, x: torch.Tensor, K: int = 1, *,
+                   forward: Forward | None = None) -> torch.Tensor:
+    """How often each class is the argmax over ``K`` noisy passes of ``x``: ``(B, num_classes)``
+    integer counts summing to K per row (the hard-vote twin of :func:`ensemble_predict`; what a
+    smoothed classifier counts, :class:`nsde_lib.Smooth`).
+
+    ``model``, ``x``, ``K`` and ``forward`` are as for :func:`ensemble_predict` (the K draws go
+    through as one batch of ``K·B`` rows, :func:`stack_draws`); ``K`` must be an integer ≥ 1.
+    """
+    logits, K, passes = _draws(model, x, K, forward)
+    hits = F.one_hot(logits.argmax(1), logits.shape[1]).view(passes, len(x), -1)  # (K, B, n)
+    return hits.sum(0) * (K // passes)
 
 
 @torch.no_grad()

@@ -1,8 +1,9 @@
-"""Robustness, measured: gradient attacks (FGSM, PGD, EOT), common corruptions, and the
-evaluation that runs them the same way for every model."""
+"""Robustness, measured and certified: gradient attacks (FGSM, PGD, EOT), common corruptions,
+the evaluation that runs them the same way for every model, and randomized smoothing."""
 from .attacks import *  # noqa: F401,F403
 from .corruptions import *  # noqa: F401,F403
 from .evaluation import *  # noqa: F401,F403
-from . import attacks, corruptions, evaluation
+from .smoothing import *  # noqa: F401,F403
+from . import attacks, corruptions, evaluation, smoothing
 
-__all__ = attacks.__all__ + corruptions.__all__ + evaluation.__all__
+__all__ = attacks.__all__ + corruptions.__all__ + evaluation.__all__ + smoothing.__all__

@@ -7,7 +7,9 @@ import math
 import torch
 import torchsde
 
-__all__ = ["TabulatedBrownian", "brownian_increments"]
+from .. import checks
+
+__all__ = ["TabulatedBrownian", "brownian_increments", "gaussian_noise"]
 
 
 class TabulatedBrownian(torchsde.BaseBrownian):
@@ -111,3 +113,27 @@ def brownian_increments(grid, shape, *, scalar: bool = False,
     if order is not None:
         return z.permute(order)
     return z.expand(len(steps), *shape).contiguous() if draw != shape else z
+
+
+def gaussian_noise(shape, sigma: float, *, generator: torch.Generator | None = None,
+                   dtype=torch.float32, device=None) -> torch.Tensor:
+    """σ·N(0, I) of the given shape: the increment of a Brownian motion over a time σ².
+
+    The noise of randomized smoothing and of the state at t = 0 of
+    :class:`nsde_lib.SDEClassifier`, drawn by :func:`brownian_increments` (the one source).
+
+    Args:
+        shape: of the noise, e.g. ``(B, C, H, W)``.
+        sigma: its standard deviation σ > 0.
+        generator: seeds the draw; it may live on another device than ``device`` (the noise
+            is then drawn there and moved, so one seed gives the same noise everywhere).
+        dtype, device: of the result (default float32 on the CPU).
+
+    Raises:
+        ValueError: ``sigma`` is not a finite number > 0.
+    """
+    sigma = checks.positive("sigma", sigma)
+    where = generator.device if generator is not None else device
+    z = brownian_increments([0.0, sigma * sigma], shape, generator=generator, dtype=dtype,
+                            device=where)[0]
+    return z if device is None else z.to(device)  # a no-op when already there

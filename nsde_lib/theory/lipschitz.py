@@ -9,7 +9,10 @@ iteration serves every norm in the library.
   *upper* bound on L).
 
 All three run :func:`power_iteration` on AᵀA with autograd's vector-Jacobian products: Aᵀ (or
-the Jacobian J) is never written down.
+the Jacobian J) is never written down. Power iteration rises to the norm from below, and slowly
+when the top singular values are close (a smoothing convolution's are); where the norm must be an
+*upper* bound (a certificate, :func:`nsde_lib.hidden_smooth`) and the input is small,
+``operator_norm(..., exact=True)`` writes AᵀA down instead and takes its largest eigenvalue.
 """
 from __future__ import annotations
 
@@ -74,11 +77,14 @@ def _start(shape, generator, dtype, device):
     return torch.randn(tuple(shape), generator=generator, dtype=dtype).to(device)
 
 
+EXACT_MAX_INPUTS = 20_000  # inputs of a map whose AᵀA exact=True writes down (n² entries)
+
+
 def operator_norm(linear: Callable[[torch.Tensor], torch.Tensor], input_shape, *,
                   n_iter: int = 200, tol: float = 1e-9,
                   generator: torch.Generator | None = None, dtype=torch.float64,
-                  device=None) -> float:
-    """‖A‖₂ of a bias-free linear map, by :func:`power_iteration`.
+                  device=None, exact: bool = False) -> float:
+    """‖A‖₂ of a bias-free linear map, by :func:`power_iteration` (or exactly, for small inputs).
 
     Aᵀ is never written down: autograd's vector-Jacobian product of the map *is* Aᵀu, so any
     bias-free linear function works (a matrix, a convolution with its padding and stride, a
@@ -90,10 +96,17 @@ def operator_norm(linear: Callable[[torch.Tensor], torch.Tensor], input_shape, *
         input_shape: the shape of its input, batch dimension included (e.g. ``(1, C, H, W)``).
         n_iter, tol: see :func:`power_iteration`.
         generator: seeds the random start vector.
+        exact: write AᵀA down (its columns AᵀA·e_i, a batch of basis inputs at a time; the map
+            must act on each sample of the batch on its own, ``input_shape[0] == 1``) and return
+            the square root of its largest eigenvalue: the norm to rounding error, from above as
+            often as from below, where power iteration is always below. For inputs of at most
+            :data:`EXACT_MAX_INPUTS` numbers (a 14×14 or 28×28 image).
 
     Returns:
         ‖A‖₂ as a float.
     """
+    if exact:
+        return _exact_norm(linear, tuple(input_shape), dtype, device)
     def apply_t(w):
         with torch.enable_grad():
             x = torch.zeros(tuple(input_shape), dtype=w.dtype, device=w.device,
@@ -104,6 +117,25 @@ def operator_norm(linear: Callable[[torch.Tensor], torch.Tensor], input_shape, *
     v = _start(input_shape, generator, dtype, device)
     with torch.no_grad():
         return float(power_iteration(lambda u: linear(u), apply_t, v, n_iter=n_iter, tol=tol))
+
+
+def _exact_norm(linear, input_shape, dtype, device, chunk: int = 256) -> float:
+    n = math.prod(input_shape[1:])
+    if input_shape[0] != 1 or n > EXACT_MAX_INPUTS:
+        raise ValueError(f"exact=True needs input_shape (1, ...) of at most {EXACT_MAX_INPUTS} "
+                         f"numbers, got {input_shape}; use power iteration (exact=False)")
+    gram = torch.empty(n, n, dtype=dtype, device=device)
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        basis = torch.zeros(k, n, dtype=dtype, device=device)
+        basis[:, i:i + k] = torch.eye(k, dtype=dtype, device=device)
+        with torch.enable_grad():
+            x = basis.view(k, *input_shape[1:]).requires_grad_(True)
+            out = linear(x)
+            # AᵀA e for the k basis vectors: the vector-Jacobian product with A e itself
+            (ata,) = torch.autograd.grad(out, x, grad_outputs=out.detach())
+        gram[:, i:i + k] = ata.reshape(k, n).T
+    return math.sqrt(max(float(torch.linalg.eigvalsh((gram + gram.T) / 2)[-1]), 0.0))
 
 
 def local_lipschitz(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -220,8 +252,8 @@ def _leaf_norm(m: nn.Module, shape, **power) -> float:
 
 
 def spectral_norms(module: nn.Module, input_shape=None, *, n_iter: int = 200,
-                   tol: float = 1e-9, generator: torch.Generator | None = None
-                   ) -> list[tuple[str, float]]:
+                   tol: float = 1e-9, generator: torch.Generator | None = None,
+                   exact: bool = False) -> list[tuple[str, float]]:
     """The operator norm (Lipschitz constant) of each layer of ``module``, in order.
 
     The layers are found through ``nn.Sequential`` containers, or a module's own
@@ -235,7 +267,8 @@ def spectral_norms(module: nn.Module, input_shape=None, *, n_iter: int = 200,
         module: the network (put it in ``eval()`` if it has BatchNorm or Dropout).
         input_shape: shape of one input without the batch dimension, e.g. ``(C, H, W)``;
             needed when there are convolutions or pooling, optional otherwise.
-        n_iter, tol, generator: for :func:`operator_norm`.
+        n_iter, tol, generator, exact: for :func:`operator_norm` (``exact``: each linear
+            layer's norm from its written-down AᵀA, for small inputs).
 
     Returns:
         ``[(layer name, norm), ...]``.
@@ -244,7 +277,7 @@ def spectral_norms(module: nn.Module, input_shape=None, *, n_iter: int = 200,
         ValueError: a layer it cannot bound, or a missing ``input_shape``.
     """
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
-    power = dict(n_iter=n_iter, tol=tol, generator=generator)
+    power = dict(n_iter=n_iter, tol=tol, generator=generator, exact=exact)
     out = []
     for name, layer in _layers(module, ""):
         out.append((name, _leaf_norm(layer, shape, **power)))
@@ -258,13 +291,16 @@ def spectral_norms(module: nn.Module, input_shape=None, *, n_iter: int = 200,
 
 
 def lipschitz_bound(module: nn.Module, input_shape=None, *, n_iter: int = 200,
-                    tol: float = 1e-9, generator: torch.Generator | None = None) -> float:
+                    tol: float = 1e-9, generator: torch.Generator | None = None,
+                    exact: bool = False) -> float:
     """Upper bound on the Lipschitz constant of ``module``: the product of its layers' norms.
 
     For a composition, Lip(φ_k ∘ … ∘ φ_1) ≤ Π Lip(φ_i) (biases do not count). The bound is
     usually loose for deep networks (the worst directions of consecutive layers need not line
     up); :func:`local_lipschitz` gives the matching lower estimate. Each factor comes from power
-    iteration, which converges from below to within ``tol``. See :func:`spectral_norms`.
+    iteration, which converges from below to within ``tol``, or with ``exact`` from the layer's
+    written-down AᵀA (small inputs; a bound that stays a bound). See :func:`spectral_norms`.
     """
     return math.prod(norm for _, norm in spectral_norms(module, input_shape, n_iter=n_iter,
-                                                        tol=tol, generator=generator))
+                                                        tol=tol, generator=generator,
+                                                        exact=exact))
