@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+from coursekit.student import NOTEBOOKS, ROOT, course_notebooks, is_solution, student_copy  # noqa: F401
+
 CHECK_TAG = "nbval-check-output"
 # Run after a notebook's last cell so the stored widget state holds each figure's last data.
 SYNC_FIGURES = """\
@@ -28,11 +28,6 @@ try:
 except ImportError:
     pass"""
 SOLUTION_OF = "nsde_solution_of"   # metadata of a solution cell appended to a student run
-
-
-def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
-    """The chapters, ``NN_slug.ipynb``, in order."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
 @contextlib.contextmanager
@@ -98,7 +93,6 @@ def run_chapter(path: Path, *, quick: bool = False, timeout: int = 1800) -> Chap
     """Run ``path``'s student copy, then its solutions, once, on one kernel (see the module)."""
     import nbformat
 
-    from coursekit.student import is_solution, student_copy
 
     source = nbformat.read(path, as_version=4)
     student, origin = student_copy(source)

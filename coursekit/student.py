@@ -25,6 +25,11 @@ STUB = ("*The worked solution is not in this copy: try the exercise first, then 
         "the course site (the “Solution” toggle) or ask your instructor.*")
 
 
+def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The chapters, ``NN_slug.ipynb``, in order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
 def is_solution(cell) -> bool:
     return SOLUTION_TAG in cell.metadata.get("tags", [])
 
@@ -78,7 +83,6 @@ def write_student_copies(notebooks: list[Path], out: Path = OUT) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    from coursekit.execute import course_notebooks
 
     parser = argparse.ArgumentParser(prog="python -m coursekit.student", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

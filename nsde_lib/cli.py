@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m nsde_lib train --dataset cifar10 --noise multiplicative --sigma 1.0 \\
+    python -m nsde_lib train --dataset cifar10 --noise multiplicative --sigma 0.3 \\
         --epochs 100 --device cuda --out runs/mult
     python -m nsde_lib train --resume --out runs/mult          # after an interruption
     python -m nsde_lib eval --run runs/mult --ensemble 20
