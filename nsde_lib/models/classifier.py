@@ -40,10 +40,10 @@ CLASSIFIER_NOISES = ("none", "additive", "multiplicative", "dropout", "jump-drop
 # the largest level whose noise-off test accuracy stays within one point of the Neural ODE's.
 NOISE_LEVELS = {
     "none": {},
-    "additive": {"sigma": 0.1},
+    "additive": {"sigma": 0.2},
     "multiplicative": {"sigma": 0.3},
-    "dropout": {"p": 0.02},
-    "jump-dropout": {"p": 0.05, "rate": 1.0},
+    "dropout": {"p": 0.1},
+    "jump-dropout": {"p": 0.2, "rate": 1.0},
 }
 
 

@@ -406,13 +406,15 @@ def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                      eps: Sequence[float] = (0.5,),
                      radii: Sequence[float] = (0.25, 0.5), K: int = 8, eot: int = 4,
                      steps: int = 10, n0: int = 100, n: int = 1000, alpha: float = 0.001,
-                     batch_size: int = 1000, seed: int = 0, progress: bool = False) -> dict:
+                     batch_size: int = 1000, seed: int = 0, certify: bool = True,
+                     progress: bool = False) -> dict:
     """One noisy model, three numbers: clean accuracy, EOT-PGD accuracy, certified accuracy.
 
     The empirical side is measured as chapter 05 measures it (the mean softmax of ``K`` noisy
     passes; ℓ2-PGD with ``eot`` noise draws per gradient, or plain PGD for a deterministic
     model); the certified side is :func:`certify_dataset` on :func:`smoother_of` ``(model)``
-    (radii in image space; nothing is certified for a model without noise, the Neural ODE).
+    (radii in image space; nothing is certified for a model without noise, the Neural ODE;
+    ``certify=False`` skips it when the caller certifies other inputs itself).
 
     Returns:
         dict: ``clean`` (float), ``pgd`` (one accuracy per ε), and for a certifiable model:
@@ -425,8 +427,10 @@ def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
            "pgd": accuracy_vs_eps(model, x, y, [e for e in eps], norm="l2", steps=steps,
                                   eot=eot if noisy else 1, K=K, seed=seed, progress=progress)}
     if smooth is not None:
+        out["lipschitz"] = smooth.lipschitz
+    if smooth is not None and certify:
         classes, rads = certify_dataset(smooth, x, n0=n0, n=n, alpha=alpha,
                                         batch_size=batch_size, seed=seed, progress=progress)
         out.update(certified=certified_accuracy(classes, rads, y, radii), classes=classes,
-                   radii=rads, lipschitz=smooth.lipschitz)
+                   radii=rads)
     return out
