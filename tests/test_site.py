@@ -259,6 +259,14 @@ def drag(browser_page, box_index: int, slider_index: int, fraction: float) -> No
     browser_page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
 
 
+def figure_traces_y(browser_page, box_index: int) -> list:
+    """Every trace's y values of the ``box_index``-th live figure (a slider may leave trace 0,
+    say an exact solution, as it is and move the others)."""
+    return browser_page.evaluate(
+        "i => Array.from(document.querySelectorAll('.nsde-live .plotly-graph-div')[i].data,"
+        " d => Array.from(d.y || [], Number))", box_index)
+
+
 def figure_y(browser_page, box_index: int):
     return browser_page.evaluate(
         "i => Array.from(document.querySelectorAll('.nsde-live .plotly-graph-div')[i].data[0].y,"
