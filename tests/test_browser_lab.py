@@ -94,29 +94,60 @@ TRACE_CHANGED_JS = f"""(before) => {{
 }}"""
 
 
-# Time one key press on a slider's handle until its figure's data changed and a frame was drawn.
-# The fingerprint covers every trace (x, y and z), so a slider that moves any trace is seen.
+# Every websocket message the page sends or receives, timestamped (installed before JupyterLab
+# loads, so its kernel connections are these sockets): what splits a press's time into the
+# browser's side, the round trip through the server and the kernel, and plotly's redraw.
+WS_LOG_JS = """(() => {
+    const log = window.__nsdeWs = [];
+    const size = d => typeof d === 'string' ? d.length : (d.byteLength || d.size || 0);
+    const Base = window.WebSocket;
+    class Logged extends Base {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener('message', e => log.push(['in', performance.now(), size(e.data)]));
+        }
+        send(data) { log.push(['out', performance.now(), size(data)]); return super.send(data); }
+    }
+    window.WebSocket = Logged;
+})();"""
+
+# Time one key press on a slider's handle until plotly has redrawn its figure (the graph div's
+# 'plotly_afterplot' event, which a data update ends with) and a frame was painted. Listening
+# costs the page nothing, where reading the figure's data every frame would slow what is timed.
+# Also returned: when the first message left for the kernel and when the last message before the
+# redraw arrived (the figure's update), both from the key press.
 PRESS_JS = """async ([index, key]) => {
     const sliders = Array.from(document.querySelectorAll('.widget-slider'));
     const slider = sliders[index], handle = slider.querySelector('.noUi-handle');
     const graph = slider.closest('.widget-vbox').querySelector('.js-plotly-plot');
-    const sum = a => a == null ? 0 : Array.from(a.flat ? a.flat(Infinity) : a, Number)
-        .reduce((s, v) => s + (Number.isFinite(v) ? v : 0), 0);
-    const print = () => graph.data.map(t => [t.x, t.y, t.z].map(sum).join(',')).join(';');
-    const before = print();
+    const log = window.__nsdeWs || [];
     handle.focus();
-    const t0 = performance.now();
-    handle.dispatchEvent(new KeyboardEvent('keydown', {key, code: key, bubbles: true}));
     return await new Promise((resolve) => {
-        const give_up = t0 + 10000;
-        const check = () => {
+        let t0 = null;
+        const timer = setTimeout(() => { graph.removeListener('plotly_afterplot', drawn); resolve(null); },
+                                 10000);
+        const drawn = () => {
+            if (t0 === null) return;
             const now = performance.now();
-            if (print() !== before) requestAnimationFrame(() => resolve(performance.now() - t0));
-            else if (now > give_up) resolve(null);
-            else requestAnimationFrame(check);
+            clearTimeout(timer);
+            graph.removeListener('plotly_afterplot', drawn);
+            const seen = log.filter(m => m[1] >= t0 && m[1] <= now);
+            const sent = seen.find(m => m[0] === 'out');
+            const got = seen.filter(m => m[0] === 'in').pop();
+            requestAnimationFrame(() => resolve({
+                total: performance.now() - t0,
+                sent: sent ? sent[1] - t0 : null,
+                received: got ? got[1] - t0 : null}));
         };
-        requestAnimationFrame(check);
+        graph.on('plotly_afterplot', drawn);
+        t0 = performance.now();
+        handle.dispatchEvent(new KeyboardEvent('keydown', {key, code: key, bubbles: true}));
     });
+}"""
+
+AT_MAX_JS = """(i) => {
+    const h = document.querySelectorAll('.widget-slider')[i].querySelector('.noUi-handle');
+    return h.getAttribute('aria-valuenow') === h.getAttribute('aria-valuemax');
 }"""
 
 # Every slider of the page whose VBox holds a plotly figure (the ones nl.live built).
@@ -128,30 +159,46 @@ LIVE_SLIDERS_JS = """() => Array.from(document.querySelectorAll('.widget-slider'
 }).filter(Boolean)"""
 
 
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    return round(values[len(values) // 2], 1) if values else None
+
+
 def _time_sliders(page, name: str) -> dict:
     """Median and max of PRESSES timed key presses on every live slider, alternating direction
-    (so the slider stays inside its range); each press waits until the kernel is idle again."""
+    (so the slider stays inside its range); each press waits until the kernel is idle again.
+
+    Each slider's record splits the median press into ``browser_ms`` (key press → first message
+    to the kernel), ``kernel_ms`` (→ the figure's update arrived: server, kernel, the update
+    function, serialisation) and ``draw_ms`` (→ plotly redrew and a frame was drawn).
+    """
     out = {}
     for index, label in page.evaluate(LIVE_SLIDERS_JS):
-        times = []
+        presses = []
+        at_max = page.evaluate(AT_MAX_JS, index)      # then the first press goes left
         for k in range(PRESSES):
-            key = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
-            ms = page.evaluate(PRESS_JS, [index, key])
-            if ms is not None:
-                times.append(ms)
+            key = "ArrowRight" if (k % 2 == 0) != at_max else "ArrowLeft"
+            timed = page.evaluate(PRESS_JS, [index, key])
+            if timed is not None:
+                presses.append(timed)
             page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
             page.wait_for_timeout(300)   # let the last message of the press land
-        if times:
-            times.sort()
-            out[label] = {"median_ms": round(times[len(times) // 2], 1),
-                          "max_ms": round(times[-1], 1), "presses": len(times)}
+        if presses:
+            totals = sorted(p["total"] for p in presses)
+            split = [p for p in presses if p["sent"] is not None and p["received"] is not None]
+            out[label] = {"median_ms": round(totals[len(totals) // 2], 1),
+                          "max_ms": round(totals[-1], 1), "presses": len(totals),
+                          "browser_ms": _median(p["sent"] for p in split),
+                          "kernel_ms": _median(p["received"] - p["sent"] for p in split),
+                          "draw_ms": _median(p["total"] - p["received"] for p in split)}
     record = json.loads(LATENCY.read_text()) if LATENCY.exists() else {}
     record[name] = {"mode": "default" if DEFAULT_MODE else "quick", "sliders": out}
     LATENCY.parent.mkdir(parents=True, exist_ok=True)
     LATENCY.write_text(json.dumps(record, indent=1, ensure_ascii=False))
     for label, t in out.items():
         print(f"{name}: slider {label!r}: key press -> figure redrawn, median {t['median_ms']} ms "
-              f"(max {t['max_ms']} ms, {t['presses']} presses)")
+              f"(max {t['max_ms']} ms, {t['presses']} presses; browser {t['browser_ms']} ms, "
+              f"server + kernel {t['kernel_ms']} ms, redraw {t['draw_ms']} ms)")
     return out
 
 
@@ -226,6 +273,7 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
     stored = path.read_bytes()
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(60_000)
+    context.add_init_script(WS_LOG_JS)
     page = context.new_page()
     console: list[str] = []
     page.on("console", lambda m: m.type == "error" and console.append(f"error: {m.text}"))
