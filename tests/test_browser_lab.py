@@ -5,8 +5,9 @@ JupyterLab (loopback, random token, quick mode, fresh profile) serves the tests 
 for each notebook a fresh page opens it, runs all cells, presses an arrow key on the slider's
 handle and reads the plotly graph div's first trace out of the DOM before and after.
 
-It also times every slider of the notebook it opens: key press on the handle → the figure's data
-changed in the page and a frame drawn, median of several presses. The times are printed and written
+It also times every slider of the notebook it opens: key press on the handle → plotly redrew the
+figure and a frame was drawn, median of several presses, split into the browser's part, the round
+trip through server and kernel, and the redraw. The times are printed and written
 to ``build/slider-latency.json``, not asserted (speed is measured, not unit-tested); set
 ``NSDE_BROWSER_DEFAULT=1`` to run the notebooks with their default parameters instead of quick mode.
 """
