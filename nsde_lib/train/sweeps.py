@@ -120,6 +120,11 @@ def report_runs(records: list[dict], key: str, *, chance: float) -> None:
         print(f"  {key} = {r[key]!s:<6} h = {r['h']:<4} seed {r['seed']}: {status}")
 
 
+# Which option of a noise preset is its level (the search varies it; jump-dropout's rate stays).
+LEVEL_OPTIONS = {"additive": "sigma", "multiplicative": "sigma", "dropout": "p",
+                 "jump-dropout": "p"}
+
+
 def choose_noise_levels(records: list[dict], *, tolerance: float = 0.01,
                         levels: dict | None = None) -> dict:
     """The rule behind :data:`nsde_lib.NOISE_LEVELS`: per noise preset, the largest level whose
@@ -129,8 +134,8 @@ def choose_noise_levels(records: list[dict], *, tolerance: float = 0.01,
         records: the search's records (:func:`nsde_lib.read_results`), each with ``noise``, the
             preset's level (``sigma`` or ``p``, plus ``rate`` for jumps) and ``acc``.
         tolerance: accuracy (a share, 0.01 = one point) a preset may lose against the ODE.
-        levels: which option is a preset's level (default: ``p`` for the dropout presets,
-            ``sigma`` for the others).
+        levels: which option is a preset's level (default :data:`LEVEL_OPTIONS`: ``p`` for the
+            dropout presets, ``sigma`` for the others).
 
     Returns:
         ``{preset: {option: value, ...}}`` like :data:`nsde_lib.NOISE_LEVELS` (``{}`` for
@@ -139,8 +144,7 @@ def choose_noise_levels(records: list[dict], *, tolerance: float = 0.01,
     Raises:
         ValueError: no Neural ODE among the records.
     """
-    levels = levels or {"additive": "sigma", "multiplicative": "sigma", "dropout": "p",
-                        "jump-dropout": "p"}
+    levels = levels or LEVEL_OPTIONS
 
     def median(rs):
         return statistics.median(r["acc"] if math.isfinite(r["acc"]) else 0.0 for r in rs)
@@ -160,10 +164,9 @@ def choose_noise_levels(records: list[dict], *, tolerance: float = 0.01,
 
 
 def level_table(records: list[dict], *, levels: dict | None = None) -> str:
-    """The search as text: one line per preset and level, the test accuracy of each seed and
-    their median (%)."""
-    levels = levels or {"none": None, "additive": "sigma", "multiplicative": "sigma",
-                        "dropout": "p", "jump-dropout": "p"}
+    """The search as text: one line per preset and level (default: the Neural ODE, then the
+    presets of :data:`LEVEL_OPTIONS`), the test accuracy of each seed and their median (%)."""
+    levels = levels or {"none": None, **LEVEL_OPTIONS}
     lines = [f"{'noise':<15}{'level':>12}   test accuracy per seed (%)         median"]
     for noise, option in levels.items():
         mine = [r for r in records if r["noise"] == noise]
