@@ -93,7 +93,6 @@ def run_chapter(path: Path, *, quick: bool = False, timeout: int = 1800) -> Chap
     """Run ``path``'s student copy, then its solutions, once, on one kernel (see the module)."""
     import nbformat
 
-
     source = nbformat.read(path, as_version=4)
     student, origin = student_copy(source)
     run = copy.deepcopy(student)

@@ -83,7 +83,6 @@ def write_student_copies(notebooks: list[Path], out: Path = OUT) -> list[Path]:
 
 
 def main(argv=None) -> int:
-
     parser = argparse.ArgumentParser(prog="python -m coursekit.student", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path,

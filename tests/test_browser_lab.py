@@ -185,10 +185,10 @@ def _time_sliders(page, name: str) -> dict:
             page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
             page.wait_for_timeout(300)   # let the last message of the press land
         if presses:
-            totals = sorted(p["total"] for p in presses)
+            totals = [p["total"] for p in presses]
             split = [p for p in presses if p["sent"] is not None and p["received"] is not None]
-            out[label] = {"median_ms": round(totals[len(totals) // 2], 1),
-                          "max_ms": round(totals[-1], 1), "presses": len(totals),
+            out[label] = {"median_ms": _median(totals), "max_ms": round(max(totals), 1),
+                          "presses": len(totals),
                           "browser_ms": _median(p["sent"] for p in split),
                           "kernel_ms": _median(p["received"] - p["sent"] for p in split),
                           "draw_ms": _median(p["total"] - p["received"] for p in split)}

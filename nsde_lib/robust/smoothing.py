@@ -424,7 +424,7 @@ def smoothing_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     smooth = smoother_of(model, x.shape[1:])
     noisy = getattr(model, "noise_on", True)
     out = {"clean": accuracy(model, x, y, K=K, seed=seed),
-           "pgd": accuracy_vs_eps(model, x, y, [e for e in eps], norm="l2", steps=steps,
+           "pgd": accuracy_vs_eps(model, x, y, list(eps), norm="l2", steps=steps,
                                   eot=eot if noisy else 1, K=K, seed=seed, progress=progress)}
     if smooth is not None:
         out["lipschitz"] = smooth.lipschitz
