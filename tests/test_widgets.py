@@ -145,3 +145,120 @@ def test_too_many_combinations_is_refused_by_name():
     b = widgets.Dropdown(options=list(range(10)), value=0)
     with pytest.raises(ValueError, match="max_states"):
         static_states(fig, lambda a, shift: update(a, shift), {"a": a, "shift": b}, max_states=48)
+
+
+# --- the page switching precomputed positions (FrameSwitch) -----------------------------------
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every update message a FigureWidget sends to the page, as (restyle, relayout) pairs."""
+    messages = []
+    original = go.FigureWidget._send_update_msg
+
+    def record(self, restyle_data, relayout_data, *args, **kwargs):
+        messages.append((restyle_data, relayout_data))
+        return original(self, restyle_data, relayout_data, *args, **kwargs)
+
+    monkeypatch.setattr(go.FigureWidget, "_send_update_msg", record)
+    return messages
+
+
+def test_the_page_gets_every_step_of_every_control_and_how_to_find_it():
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 3.0, 0.25)
+    shift = widgets.Dropdown(options=[("none", 0.0), ("up", 10.0)], value=0.0)
+    box = live(fig, update, a=amp, shift=shift)
+    states = box.switch.compute_states()
+    a_control, shift_control = states["controls"]
+    np.testing.assert_allclose(a_control["values"], np.arange(13) * 0.25)   # every step
+    assert (a_control["by_index"], a_control["tolerance"]) == (False, 0.0625)
+    assert shift_control["by_index"] and shift_control["values"] == [0.0, 10.0]
+    assert len(states["frames"]) == 13 * 2 and "figure" not in states and states["token"]
+    for frame in states["frames"]:
+        i, j = map(int, frame["name"].split("-"))
+        np.testing.assert_allclose(frame["data"][0]["y"], 0.25 * i * SHAPE + 10.0 * j, rtol=1e-3)
+
+
+def test_too_many_steps_fall_back_to_a_handful_and_those_are_all_the_page_covers():
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 100.0, 0.5)             # 201 steps: over the limit
+    box = live(fig, update, a=amp)
+    box.switch.states = box.switch.compute_states()
+    box.switch._message(None, {"have": box.switch.states["token"]}, [])
+    values = box.switch.states["controls"][0]["values"]
+    assert len(values) <= live_widgets.POSITIONS + 3 and 1.0 in values
+    assert box.switch.covers()
+    amp.value = next(v + 0.5 for v in values if v + 0.5 not in values)
+    assert not box.switch.covers()                               # the kernel draws this one
+
+
+def test_trying_positions_sends_nothing_and_leaves_the_figure_where_it_was(sent):
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.5, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp)
+    before = len(sent)
+    box.switch._message(None, {"want": True}, [])
+    assert len(box.switch.states["frames"]) == 5 and len(sent) == before
+    np.testing.assert_allclose(fig.data[0].y, 1.5 * SHAPE)
+    assert calls[-1] == (1.5, 0.0)
+
+
+def test_once_the_page_holds_the_frames_a_move_updates_the_kernel_quietly(sent):
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp)
+    start = len(sent)                     # live drew the starting position
+    box.switch._message(None, {"want": True}, [])
+    amp.value = 1.5                       # the states are on their way: the kernel draws
+    assert len(sent) == start + 1 and not box.switch.covers()
+    box.switch._message(None, {"have": "another token"}, [])
+    amp.value = 0.5
+    assert len(sent) == start + 2         # not the states the page was sent: still the kernel
+    box.switch._message(None, {"have": box.switch.states["token"]}, [])
+    amp.value = 2.0                       # the page drew it; the kernel's figure follows, silently
+    assert len(sent) == start + 2 and box.switch.covers()
+    np.testing.assert_allclose(fig.data[0].y, 2.0 * SHAPE)
+    assert fig.layout.title.text == "a = 2.00, shift = 0.0"
+    assert "_send_update_msg" not in vars(fig)   # the quiet spell is over
+    with fig.batch_update():              # an edit of the reader's own still reaches the page
+        fig.data[0].y = np.ones(3)
+    assert len(sent) == start + 3 and sent[-1][0]["y"][0].tolist() == [1, 1, 1]
+
+
+def test_a_move_on_another_thread_waits_for_the_positions_being_tried():
+    import threading
+    import time
+
+    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+
+    def slow_update(a):
+        time.sleep(0.02)
+        fig.data[0].y = a * SHAPE
+
+    amp = slider("amplitude", 0.0, 0.0, 1.0, 0.1)
+    box = live(fig, slow_update, a=amp)
+    worker = threading.Thread(target=box.switch._message, args=(None, {"want": True}, []))
+    worker.start()
+    time.sleep(0.05)                      # mid-way through the eleven positions
+    amp.value = 0.7                       # ipykernel may deliver this on another thread
+    worker.join()
+    # without the lock the trial's last step (back to the old value) would win
+    np.testing.assert_allclose(fig.data[0].y, 0.7 * SHAPE)
+
+
+def test_the_switch_refuses_more_controls_than_the_page_has_slots_for():
+    fig, update, _ = amplitude_figure()
+    controls = {f"c{k}": slider(f"c{k}", 0.0, 0.0, 1.0, 0.5) for k in range(5)}
+    with pytest.raises(ValueError, match="controls: at most 4"):
+        live_widgets.FrameSwitch(fig, update, controls)
+
+
+def test_the_page_half_has_one_slot_per_control_the_kernel_half_links():
+    import re
+    from pathlib import Path
+
+    source = Path(live_widgets.__file__).with_name("frame_switch.js").read_text()
+    slots = int(re.search(r"const CONTROLS = (\d+);", source).group(1))
+    assert slots == live_widgets.FrameSwitch.MAX_CONTROLS
+    assert all(live_widgets.FrameSwitch.class_traits()[f"c{k}"].metadata.get("sync")
+               for k in range(slots))

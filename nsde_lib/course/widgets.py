@@ -9,25 +9,41 @@ display bundle under :data:`STATIC_MIME`: the figure at the controls' starting v
 plotly *frame* per combination, holding only the trace and layout properties that change. The
 site turns them into plotly sliders a reader can drag on a ``file://`` page. Without the
 variable nothing is precomputed: the live behaviour and its speed are unchanged.
+
+In JupyterLab the same frames make a slider instant: a :class:`FrameSwitch` in the box asks the
+kernel for the figure at *every* position of the controls (when there are at most
+:data:`LIVE_MAX_STATES`) and, from then on, shows a move in the page with ``Plotly.animate``,
+without the round trip through the kernel. The kernel still runs ``update`` for each move, with
+the figure's messages to the page held back, so the figure object stays what the reader sees. A
+front end without the switch's JavaScript (nbclient, nbval, a plain HTML export) never asks, and
+every move goes through the kernel as before.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import os
+import pathlib
+import secrets
+import threading
 import warnings
 from typing import Callable
 
+import anywidget
 import ipywidgets as widgets
+import traitlets
 
-__all__ = ["slider", "int_slider", "live", "sync_figure_state"]
+__all__ = ["slider", "int_slider", "live", "sync_figure_state", "FrameSwitch"]
 
 STATIC_MIME = "application/vnd.nsde.live-states+json"
 STATIC_ENV = "NSDE_STATIC_WIDGETS"
 POSITIONS = 8           # positions per numeric control: "a handful" over its range
 MAX_STATES = 48         # all combinations of all controls, at most
 SIGNIFICANT = 4         # digits kept in precomputed numbers (a figure, not a table)
+LIVE_MAX_STATES = 128   # every position of the controls, in the page, up to this many
+LIVE_MAX_BYTES = 8_000_000   # ... and this much JSON; beyond either, a handful of positions
 _NICE = (1, 2, 4, 5)    # spacings of the positions, in slider steps, times powers of ten
 
 
@@ -41,8 +57,118 @@ def slider(description: str, value: float, low: float, high: float, step: float,
                                layout=widgets.Layout(width="420px"))
 
 
+class FrameSwitch(anywidget.AnyWidget):
+    """Shows precomputed positions of a live figure in the page, without the kernel.
+
+    An invisible member of a :class:`LiveFigure`'s box. Its front end (``frame_switch.js``)
+    gets the controls' values through ``jsdlink`` (front end only) into the traits ``c0`` to
+    ``c3``; once the figure is on the page it asks for :attr:`states`, the figure at every
+    position of the controls (:func:`static_states`), and switches between them with
+    ``Plotly.animate``. After it confirms it holds them, :meth:`covers` tells :func:`live` which
+    moves the page has already drawn.
+
+    Args:
+        fig: the plotly ``FigureWidget`` that ``update`` edits in place.
+        update: ``update(**values)`` draws the figure at the controls' values.
+        controls: name → control (a slider, selection or checkbox), at most four.
+    """
+
+    MAX_CONTROLS = 4
+    _esm = pathlib.Path(__file__).with_name("frame_switch.js")
+    states = traitlets.Dict().tag(sync=True)
+    c0 = traitlets.Any(None).tag(sync=True)
+    c1 = traitlets.Any(None).tag(sync=True)
+    c2 = traitlets.Any(None).tag(sync=True)
+    c3 = traitlets.Any(None).tag(sync=True)
+
+    def __init__(self, fig, update: Callable[..., None], controls: dict, **kwargs):
+        if len(controls) > self.MAX_CONTROLS:
+            raise ValueError(f"controls: at most {self.MAX_CONTROLS} controls can be switched "
+                             f"in the page, got {len(controls)}")
+        super().__init__(**kwargs)
+        self._live = (fig, update, dict(controls))
+        self._held = None   # the token of the states the page confirmed it holds
+        # ipykernel may handle the page's "want" and a control's move on different threads:
+        # one lock, or a move lands in the middle of the positions being tried out of sight
+        self.lock = threading.RLock()
+        self.links = [widgets.jsdlink((control, _synced_trait(control)), (self, f"c{k}"))
+                      for k, control in enumerate(controls.values())]
+        self.on_msg(self._message)
+
+    def _message(self, _widget, content: dict, _buffers) -> None:
+        open("/tmp/t/kdbg.log", "a").write(f"msg {content} {list(self._live[2])}\n")
+        if content.get("want"):
+            self.states = self.compute_states()
+        elif "have" in content:
+            self._held = content["have"] if content["have"] == self.states.get("token") else None
+
+    def compute_states(self) -> dict:
+        """The figure at every position of the controls, as the page needs it (no messages).
+
+        Every step of every control when the combinations are at most
+        :data:`LIVE_MAX_STATES` and the frames at most :data:`LIVE_MAX_BYTES` of JSON,
+        otherwise the handful a static page gets; ``{}`` when the figure cannot be precomputed.
+        Each control says how the page finds its position: ``by_index`` (a selection's index)
+        or by value within ``tolerance`` (a quarter of a slider's step).
+        """
+        fig, update, controls = self._live
+        try:
+            with self.lock:
+                states = static_states(fig, update, controls, max_states=LIVE_MAX_STATES,
+                                       positions=10 ** 6)
+                if len(json.dumps(states["frames"])) > LIVE_MAX_BYTES:
+                    states = static_states(fig, update, controls, max_states=LIVE_MAX_STATES)
+        except ValueError as err:
+            warnings.warn(f"slider moves of this figure go through the kernel: {err}",
+                          stacklevel=2)
+            return {}
+        for described, control in zip(states["controls"], controls.values()):
+            described["by_index"] = _synced_trait(control) == "index"
+            described["tolerance"] = float(getattr(control, "step", 1) or 1) / 4
+        del states["figure"]   # the page has it already
+        return {**states, "token": secrets.token_hex(8)}
+
+    def covers(self) -> bool:
+        """True when the page holds the figure at the controls' current values and drew it."""
+        if self._held is None or self._held != self.states.get("token"):
+            return False
+        for described, control in zip(self.states["controls"], self._live[2].values()):
+            if described["by_index"]:
+                continue   # every option of a selection is precomputed
+            if not any(abs(v - control.value) <= described["tolerance"]
+                       for v in described["values"]):
+                return False
+        return True
+
+
+def _synced_trait(control) -> str:
+    """The trait that carries a control's value to the page: a selection syncs its index."""
+    return "index" if hasattr(control, "_options_values") else "value"
+
+
+@contextlib.contextmanager
+def quiet(fig):
+    """Edits to ``fig`` inside stay in the kernel: a FigureWidget sends none of them to the page.
+
+    For edits the page has already drawn itself, and for trying positions out of sight.
+    """
+    names = [name for name in dir(type(fig)) if name.startswith("_send_") and name.endswith("_msg")]
+    for name in names:
+        setattr(fig, name, _ignore)
+    try:
+        yield fig
+    finally:
+        for name in names:
+            vars(fig).pop(name, None)
+
+
+def _ignore(*_args, **_kwargs) -> None:
+    return None
+
+
 class LiveFigure(widgets.VBox):
-    """What :func:`live` returns: the controls above the figure (a ``VBox``).
+    """What :func:`live` returns: the controls above the figure (a ``VBox``), and the
+    invisible :class:`FrameSwitch` that makes their moves instant in JupyterLab.
 
     Displayed while ``NSDE_STATIC_WIDGETS`` is set, its bundle also carries the precomputed
     states (:func:`static_states`) under :data:`STATIC_MIME`; they are computed once, on the
@@ -50,7 +176,8 @@ class LiveFigure(widgets.VBox):
     """
 
     def __init__(self, fig, update: Callable[..., None], controls: dict, **kwargs):
-        super().__init__([widgets.HBox(list(controls.values())), fig], **kwargs)
+        self.switch = FrameSwitch(fig, update, controls)
+        super().__init__([widgets.HBox(list(controls.values())), fig, self.switch], **kwargs)
         self._live = (fig, update, dict(controls))
         self._static = None
 
@@ -60,7 +187,8 @@ class LiveFigure(widgets.VBox):
             if self._static is None:
                 fig, update, controls = self._live
                 try:
-                    self._static = static_states(fig, update, controls)
+                    with self.switch.lock:
+                        self._static = static_states(fig, update, controls)
                 except Exception as err:  # the live figure must still show
                     warnings.warn(f"no static slider states for this figure: "
                                   f"{type(err).__name__}: {err}", stacklevel=2)
@@ -84,15 +212,19 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> L
     Returns:
         A :class:`LiveFigure` (a ``VBox`` of the controls above the figure), ready to display.
     """
+    box = LiveFigure(fig, update, controls)
+
     def on_change(_=None):
         values = {name: control.value for name, control in controls.items()}
-        with fig.batch_update():
-            update(**values)
+        # the page drew a precomputed position itself: the kernel only catches up, quietly
+        with box.switch.lock, quiet(fig) if box.switch.covers() else contextlib.nullcontext():
+            with fig.batch_update():
+                update(**values)
 
     for control in controls.values():
         control.observe(on_change, names="value")
     on_change()
-    return LiveFigure(fig, update, controls)
+    return box
 
 
 def int_slider(description: str, value: int, low: int, high: int, step: int = 1
@@ -147,18 +279,20 @@ def _label(value, fmt: str) -> str:
         return f"{value:g}"
 
 
-def _grids(controls: dict, max_states: int):
-    """Positions per control with at most ``max_states`` combinations, or ValueError."""
-    n = POSITIONS
-    while True:
+def _grids(controls: dict, max_states: int, positions: int = POSITIONS):
+    """Positions per control with at most ``max_states`` combinations, or ValueError.
+
+    ``positions`` per numeric control first; when that is too many, a handful
+    (:data:`POSITIONS`), then fewer, down to three.
+    """
+    tries = [positions] + [n for n in range(min(positions - 1, POSITIONS), 2, -1)]
+    for n in tries:
         grids = [control_positions(c, n) for c in controls.values()]
         total = math.prod(len(values) for values, _ in grids)
         if total <= max_states:
             return grids
-        if n <= 3:
-            raise ValueError(f"{total} combinations of {len(controls)} controls exceed "
-                             f"max_states={max_states}")
-        n -= 1
+    raise ValueError(f"{total} combinations of {len(controls)} controls exceed "
+                     f"max_states={max_states}")
 
 
 def _compact(obj):
@@ -194,8 +328,11 @@ def _snapshot(fig) -> dict:
 
 
 def static_states(fig, update: Callable[..., None], controls: dict, *,
-                  max_states: int = MAX_STATES) -> dict:
+                  max_states: int = MAX_STATES, positions: int = POSITIONS) -> dict:
     """Precompute ``fig`` at every combination of the controls' :func:`control_positions`.
+
+    ``positions`` is how many values a numeric control offers at most (:func:`_grids` takes
+    fewer when the combinations would exceed ``max_states``).
 
     ``update(**values)`` draws each combination (as a move of the controls would), and the
     figure is put back at the controls' current values afterwards; the controls themselves
@@ -212,18 +349,19 @@ def static_states(fig, update: Callable[..., None], controls: dict, *,
         ValueError: too many combinations, or an update that adds or removes traces.
     """
     names = list(controls)
-    grids = _grids(controls, max_states)
+    grids = _grids(controls, max_states, positions)
     current = {name: control.value for name, control in controls.items()}
     snapshots = {}
-    try:
-        for index in itertools.product(*(range(len(values)) for values, _ in grids)):
-            values = {name: grids[k][0][i] for k, (name, i) in enumerate(zip(names, index))}
+    with quiet(fig):   # positions tried out of sight: the page keeps showing the current one
+        try:
+            for index in itertools.product(*(range(len(values)) for values, _ in grids)):
+                values = {name: grids[k][0][i] for k, (name, i) in enumerate(zip(names, index))}
+                with fig.batch_update():
+                    update(**values)
+                snapshots[index] = _snapshot(fig)
+        finally:
             with fig.batch_update():
-                update(**values)
-            snapshots[index] = _snapshot(fig)
-    finally:
-        with fig.batch_update():
-            update(**current)
+                update(**current)
     base = _snapshot(fig)
     n_traces = len(base["data"])
     if any(len(s["data"]) != n_traces for s in snapshots.values()):
@@ -286,3 +424,4 @@ def sync_figure_state() -> int:
         fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
         fig._widget_data = copy.deepcopy(fig._data)
     return len(figures)
+
