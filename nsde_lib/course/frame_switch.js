@@ -7,8 +7,9 @@
 // The controls' values reach it through jsdlink (front end only); it draws nothing itself.
 //
 // A frame holds only what changes (whole top-level trace and layout properties); it is laid
-// over the figure on the page and drawn with Plotly.react, which in Chromium redraws these
-// figures in 50-70 % of the time Plotly.animate takes (benchmarks/slider_redraw.py).
+// over the figure on the page and drawn with Plotly.react: it takes a frame's per-trace
+// properties as they are, and redraws the course's figures as fast as Plotly.update and up to
+// twice as fast as Plotly.animate (benchmarks/slider_redraw.py).
 //
 // Handshake: once the figure's graph div and plotly.js are there, the view asks the kernel
 // for the frames ("want"); when they arrive it answers "have", and from then on the kernel
