@@ -163,12 +163,23 @@ def sent(monkeypatch):
     return messages
 
 
+def test_the_switch_joins_the_box_when_the_page_has_drawn_the_figure():
+    fig, update, _ = amplitude_figure()
+    box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 2.0, 0.5))
+    assert box.switch is None and len(box.children) == 2 and not box.covered()   # no page yet
+    fig._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": -1}   # what plotly.js sends
+    assert isinstance(box.switch, live_widgets.FrameSwitch) and box.children[-1] is box.switch
+    assert box.attach_switch() is box.switch and len(box.children) == 3   # once
+    assert box.switch.lock is box.lock
+
+
 def test_the_page_gets_every_step_of_every_control_and_how_to_find_it():
     fig, update, _ = amplitude_figure()
     amp = slider("amplitude", 1.0, 0.0, 3.0, 0.25)
     shift = widgets.Dropdown(options=[("none", 0.0), ("up", 10.0)], value=0.0)
     box = live(fig, update, a=amp, shift=shift)
-    states = box.switch.compute_states()
+    switch = box.attach_switch()          # as when a page has drawn the figure
+    states = switch.compute_states()
     a_control, shift_control = states["controls"]
     np.testing.assert_allclose(a_control["values"], np.arange(13) * 0.25)   # every step
     assert (a_control["by_index"], a_control["tolerance"]) == (False, 0.0625)
@@ -183,22 +194,24 @@ def test_too_many_steps_fall_back_to_a_handful_and_those_are_all_the_page_covers
     fig, update, _ = amplitude_figure()
     amp = slider("amplitude", 1.0, 0.0, 100.0, 0.5)             # 201 steps: over the limit
     box = live(fig, update, a=amp)
-    box.switch.states = box.switch.compute_states()
-    box.switch._message(None, {"have": box.switch.states["token"]}, [])
-    values = box.switch.states["controls"][0]["values"]
+    switch = box.attach_switch()          # as when a page has drawn the figure
+    switch._message(None, {"want": True}, [])
+    switch._message(None, {"have": switch.states["token"]}, [])
+    values = switch.states["controls"][0]["values"]
     assert len(values) <= live_widgets.POSITIONS + 3 and 1.0 in values
-    assert box.switch.covers()
+    assert switch.covers()
     amp.value = next(v + 0.5 for v in values if v + 0.5 not in values)
-    assert not box.switch.covers()                               # the kernel draws this one
+    assert not switch.covers()                               # the kernel draws this one
 
 
 def test_trying_positions_sends_nothing_and_leaves_the_figure_where_it_was(sent):
     fig, update, calls = amplitude_figure()
     amp = slider("amplitude", 1.5, 0.0, 2.0, 0.5)
     box = live(fig, update, a=amp)
+    switch = box.attach_switch()          # as when a page has drawn the figure
     before = len(sent)
-    box.switch._message(None, {"want": True}, [])
-    assert len(box.switch.states["frames"]) == 5 and len(sent) == before
+    switch._message(None, {"want": True}, [])
+    assert len(switch.states["frames"]) == 5 and len(sent) == before
     np.testing.assert_allclose(fig.data[0].y, 1.5 * SHAPE)
     assert calls[-1] == (1.5, 0.0)
 
@@ -207,16 +220,17 @@ def test_once_the_page_holds_the_frames_a_move_updates_the_kernel_quietly(sent):
     fig, update, _ = amplitude_figure()
     amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
     box = live(fig, update, a=amp)
+    switch = box.attach_switch()          # as when a page has drawn the figure
     start = len(sent)                     # live drew the starting position
-    box.switch._message(None, {"want": True}, [])
+    switch._message(None, {"want": True}, [])
     amp.value = 1.5                       # the states are on their way: the kernel draws
-    assert len(sent) == start + 1 and not box.switch.covers()
-    box.switch._message(None, {"have": "another token"}, [])
+    assert len(sent) == start + 1 and not switch.covers()
+    switch._message(None, {"have": "another token"}, [])
     amp.value = 0.5
     assert len(sent) == start + 2         # not the states the page was sent: still the kernel
-    box.switch._message(None, {"have": box.switch.states["token"]}, [])
+    switch._message(None, {"have": switch.states["token"]}, [])
     amp.value = 2.0                       # the page drew it; the kernel's figure follows, silently
-    assert len(sent) == start + 2 and box.switch.covers()
+    assert len(sent) == start + 2 and switch.covers()
     np.testing.assert_allclose(fig.data[0].y, 2.0 * SHAPE)
     assert fig.layout.title.text == "a = 2.00, shift = 0.0"
     assert "_send_update_msg" not in vars(fig)   # the quiet spell is over
@@ -237,13 +251,50 @@ def test_a_move_on_another_thread_waits_for_the_positions_being_tried():
 
     amp = slider("amplitude", 0.0, 0.0, 1.0, 0.1)
     box = live(fig, slow_update, a=amp)
-    worker = threading.Thread(target=box.switch._message, args=(None, {"want": True}, []))
+    switch = box.attach_switch()          # as when a page has drawn the figure
+    worker = threading.Thread(target=switch._message, args=(None, {"want": True}, []))
     worker.start()
     time.sleep(0.05)                      # mid-way through the eleven positions
     amp.value = 0.7                       # ipykernel may deliver this on another thread
     worker.join()
     # without the lock the trial's last step (back to the old value) would win
     np.testing.assert_allclose(fig.data[0].y, 0.7 * SHAPE)
+
+
+def test_the_page_asks_again_and_gets_the_same_answer_computed_once(monkeypatch):
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 1.0, 0.5)
+    box = live(fig, update, a=amp)
+    switch = box.attach_switch()          # as when a page has drawn the figure
+    answers = []
+    monkeypatch.setattr(switch, "send", answers.append)
+    switch._message(None, {"want": True}, [])
+    tried = len(calls)
+    switch._message(None, {"want": True}, [])     # the first answer went astray
+    assert len(calls) == tried and len(answers) == 2
+    assert answers[0]["states"] is answers[1]["states"] is switch.states
+    assert len(switch.states["frames"]) == 3
+
+
+def test_a_figure_that_cannot_be_precomputed_stays_with_the_kernel(monkeypatch):
+    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+
+    def update(a):
+        fig.data = fig.data[:1]
+        if a > 0.5:
+            fig.add_scatter(y=SHAPE)      # adds a trace: no frame can say that
+
+    amp = slider("amplitude", 0.0, 0.0, 1.0, 0.5)
+    box = live(fig, update, a=amp)
+    switch = box.attach_switch()          # as when a page has drawn the figure
+    answers = []
+    monkeypatch.setattr(switch, "send", answers.append)
+    with pytest.warns(UserWarning, match="go through the kernel: update adds or removes traces"):
+        switch._message(None, {"want": True}, [])
+    (answer,) = answers
+    assert answer["states"]["frames"] == [] and "adds or removes" in answer["states"]["why"]
+    switch._message(None, {"have": None}, [])
+    assert not switch.covers()
 
 
 def test_the_switch_refuses_more_controls_than_the_page_has_slots_for():

@@ -3,20 +3,24 @@
 // A slider move normally travels to the kernel, which recomputes the figure and sends it back:
 // tens of milliseconds of round trip before plotly even starts to draw. This view instead
 // holds the figure precomputed at every position of the controls (plotly frames, the same
-// ones the static course site uses) and shows a position with Plotly.animate, in the page.
-// The controls' values reach it through jsdlink (front end only); it draws nothing itself.
+// ones the static course site uses) and shows a position itself, in the page. The controls'
+// values reach it through jsdlink (front end only) as the traits c0..c3; it draws nothing of
+// its own.
 //
 // A frame holds only what changes (whole top-level trace and layout properties); it is laid
 // over the figure on the page and drawn with Plotly.react: it takes a frame's per-trace
 // properties as they are, and redraws the course's figures as fast as Plotly.update and up to
 // twice as fast as Plotly.animate (benchmarks/slider_redraw.py).
 //
-// Handshake: once the figure's graph div and plotly.js are there, the view asks the kernel
-// for the frames ("want"); when they arrive it answers "have", and from then on the kernel
-// leaves positions it can see are precomputed to this view. Before each redraw the view
-// dispatches an "nsde-frame" event on the figure's box (the browser test times from it).
-const CONTROLS = 4;         // traits c0..c3 (FrameSwitch.MAX_CONTROLS)
-const WAIT_MS = 30000;      // how long to look for the graph div and plotly.js after render
+// Handshake, in custom messages (they arrive even where a widget's state updates do not: an
+// anywidget model that took over 2 s to start on a busy page gets none): once the figure's
+// graph div and plotly.js are there, the view asks for the frames ({want}), again every
+// ASK_AGAIN_MS until they come ({states}); then it answers {have: token}, and from then on
+// the kernel leaves positions it can see are precomputed to this view. Before each redraw
+// the view dispatches an "nsde-frame" event on the figure's box (the browser test times it).
+const CONTROLS = 4;          // traits c0..c3 (FrameSwitch.MAX_CONTROLS)
+const WAIT_MS = 300000;      // how long to keep asking for the frames after render
+const ASK_AGAIN_MS = 15000;  // ... and how often
 
 function graphOf(el) {
   const box = el.closest(".widget-vbox");
@@ -45,14 +49,13 @@ function withFrame(graph, frame) {
 
 function render({ model, el }) {
   el.style.display = "none";
-  let frames = new Map();    // frame name -> frame
-  let asked = false;
+  let states = null;           // the kernel's answer: {controls, frames, token} (frames may be [])
+  let frames = new Map();      // frame name -> frame
 
   const show = () => {
     if (!frames.size) return;
     const graph = graphOf(el);
     if (!graph) return;
-    const states = model.get("states");
     const index = states.controls.map((c, k) => positionOf(c, model.get("c" + k)));
     const frame = frames.get(index.join("-"));
     if (index.some((i) => i < 0) || !frame) return;
@@ -60,33 +63,32 @@ function render({ model, el }) {
     const [data, layout] = withFrame(graph, frame);
     window.Plotly.react(graph, data, layout);
   };
-  const received = () => {
-    const states = model.get("states");
-    frames = new Map(((states && states.frames) || []).map((f) => [f.name, f]));
-    if (states && states.frames && states.frames.length) {
-      model.send({ have: states.token });
-      const box = el.closest(".widget-vbox");
-      if (box) box.dataset.nsdeFrames = String(states.frames.length);   // for tests, and curious readers
-    }
+  const received = (message) => {
+    if (!message || !message.states || states) return;
+    states = message.states;   // no frames: the figure could not be precomputed, the kernel draws
+    frames = new Map(states.frames.map((f) => [f.name, f]));
+    if (!frames.size) return;
+    model.send({ have: states.token });
+    const box = el.closest(".widget-vbox");
+    if (box) box.dataset.nsdeFrames = String(frames.size);   // for tests, and curious readers
   };
-  const ask = (started) => {
-    if (asked) return;
-    if (graphOf(el)) {
-      asked = true;
+  const ask = (started, askedAt) => {
+    if (states) return;
+    const now = performance.now();
+    if (graphOf(el) && (askedAt === null || now - askedAt > ASK_AGAIN_MS)) {
       model.send({ want: true });
-    } else if (performance.now() - started < WAIT_MS) {
-      setTimeout(() => ask(started), 100);
+      askedAt = now;
     }
+    if (now - started < WAIT_MS) setTimeout(() => ask(started, askedAt), 200);
   };
 
   const names = Array.from({ length: CONTROLS }, (_, k) => "change:c" + k).join(" ");
   model.on(names, show);
-  model.on("change:states", received);
-  if (model.get("states") && model.get("states").frames) received();
-  else ask(performance.now());
+  model.on("msg:custom", received);
+  ask(performance.now(), null);
   return () => {
     model.off(names, show);
-    model.off("change:states", received);
+    model.off("msg:custom", received);
   };
 }
 

@@ -10,13 +10,13 @@ plotly *frame* per combination, holding only the trace and layout properties tha
 site turns them into plotly sliders a reader can drag on a ``file://`` page. Without the
 variable nothing is precomputed: the live behaviour and its speed are unchanged.
 
-In JupyterLab the same frames make a slider instant: a :class:`FrameSwitch` in the box asks the
-kernel for the figure at *every* position of the controls (when there are at most
-:data:`LIVE_MAX_STATES`) and, from then on, shows a move in the page with ``Plotly.animate``,
-without the round trip through the kernel. The kernel still runs ``update`` for each move, with
-the figure's messages to the page held back, so the figure object stays what the reader sees. A
-front end without the switch's JavaScript (nbclient, nbval, a plain HTML export) never asks, and
-every move goes through the kernel as before.
+In JupyterLab the same frames make a slider instant: once the figure is drawn in a page, a
+:class:`FrameSwitch` joins the box, asks the kernel for the figure at *every* position of the
+controls (when there are at most :data:`LIVE_MAX_STATES`) and, from then on, shows a move in the
+page with ``Plotly.react``, without the round trip through the kernel. The kernel still runs
+``update`` for each move, with the figure's messages to the page held back, so the figure object
+stays what the reader sees. Where no page draws the figure (nbclient, nbval) there is no switch,
+and a front end without its JavaScript never asks: every move goes through the kernel as before.
 """
 from __future__ import annotations
 
@@ -62,44 +62,49 @@ class FrameSwitch(anywidget.AnyWidget):
 
     An invisible member of a :class:`LiveFigure`'s box. Its front end (``frame_switch.js``)
     gets the controls' values through ``jsdlink`` (front end only) into the traits ``c0`` to
-    ``c3``; once the figure is on the page it asks for :attr:`states`, the figure at every
-    position of the controls (:func:`static_states`), and switches between them with
-    ``Plotly.animate``. After it confirms it holds them, :meth:`covers` tells :func:`live` which
-    moves the page has already drawn.
+    ``c3``. Once the figure is on the page it asks for the figure at every position of the
+    controls (:meth:`compute_states`, computed on the first request and kept in
+    :attr:`states`), gets them in a message of their own, not as synced state (a saved
+    notebook does not carry them), and from then on draws a move itself with ``Plotly.react``.
+    After it confirms it holds them, :meth:`covers` tells :func:`live` which moves the page has
+    already drawn.
 
     Args:
         fig: the plotly ``FigureWidget`` that ``update`` edits in place.
         update: ``update(**values)`` draws the figure at the controls' values.
         controls: name → control (a slider, selection or checkbox), at most four.
+        lock: held while the figure is edited (a :class:`LiveFigure`'s), or a new one.
     """
 
     MAX_CONTROLS = 4
     _esm = pathlib.Path(__file__).with_name("frame_switch.js")
-    states = traitlets.Dict().tag(sync=True)
     c0 = traitlets.Any(None).tag(sync=True)
     c1 = traitlets.Any(None).tag(sync=True)
     c2 = traitlets.Any(None).tag(sync=True)
     c3 = traitlets.Any(None).tag(sync=True)
 
-    def __init__(self, fig, update: Callable[..., None], controls: dict, **kwargs):
+    def __init__(self, fig, update: Callable[..., None], controls: dict, *,
+                 lock: threading.RLock | None = None, **kwargs):
         if len(controls) > self.MAX_CONTROLS:
             raise ValueError(f"controls: at most {self.MAX_CONTROLS} controls can be switched "
                              f"in the page, got {len(controls)}")
         super().__init__(**kwargs)
         self._live = (fig, update, dict(controls))
-        self._held = None   # the token of the states the page confirmed it holds
-        # ipykernel may handle the page's "want" and a control's move on different threads:
-        # one lock, or a move lands in the middle of the positions being tried out of sight
-        self.lock = threading.RLock()
+        self.states: dict | None = None   # what the page was sent, once it asked
+        self._held = None                 # the token of the states the page confirmed it holds
+        # the lock every edit of fig takes (LiveFigure.lock): else a move handled on another
+        # thread lands in the middle of the positions being tried out of sight
+        self.lock = lock if lock is not None else threading.RLock()
         self.links = [widgets.jsdlink((control, _synced_trait(control)), (self, f"c{k}"))
                       for k, control in enumerate(controls.values())]
         self.on_msg(self._message)
 
     def _message(self, _widget, content: dict, _buffers) -> None:
-        open("/tmp/t/kdbg.log", "a").write(f"msg {content} {list(self._live[2])}\n")
-        if content.get("want"):
-            self.states = self.compute_states()
-        elif "have" in content:
+        if content.get("want"):   # asked again when an answer did not arrive: send it again
+            if self.states is None:
+                self.states = self.compute_states()
+            self.send({"states": self.states})
+        elif "have" in content and self.states is not None:
             self._held = content["have"] if content["have"] == self.states.get("token") else None
 
     def compute_states(self) -> dict:
@@ -107,7 +112,8 @@ class FrameSwitch(anywidget.AnyWidget):
 
         Every step of every control when the combinations are at most
         :data:`LIVE_MAX_STATES` and the frames at most :data:`LIVE_MAX_BYTES` of JSON,
-        otherwise the handful a static page gets; ``{}`` when the figure cannot be precomputed.
+        otherwise the handful a static page gets; no frames (and the reason, ``why``) when the
+        figure cannot be precomputed.
         Each control says how the page finds its position: ``by_index`` (a selection's index)
         or by value within ``tolerance`` (a quarter of a slider's step).
         """
@@ -121,7 +127,7 @@ class FrameSwitch(anywidget.AnyWidget):
         except ValueError as err:
             warnings.warn(f"slider moves of this figure go through the kernel: {err}",
                           stacklevel=2)
-            return {}
+            return {"frames": [], "why": str(err)}
         for described, control in zip(states["controls"], controls.values()):
             described["by_index"] = _synced_trait(control) == "index"
             described["tolerance"] = float(getattr(control, "step", 1) or 1) / 4
@@ -130,7 +136,7 @@ class FrameSwitch(anywidget.AnyWidget):
 
     def covers(self) -> bool:
         """True when the page holds the figure at the controls' current values and drew it."""
-        if self._held is None or self._held != self.states.get("token"):
+        if self.states is None or self._held is None or self._held != self.states.get("token"):
             return False
         for described, control in zip(self.states["controls"], self._live[2].values()):
             if described["by_index"]:
@@ -167,8 +173,8 @@ def _ignore(*_args, **_kwargs) -> None:
 
 
 class LiveFigure(widgets.VBox):
-    """What :func:`live` returns: the controls above the figure (a ``VBox``), and the
-    invisible :class:`FrameSwitch` that makes their moves instant in JupyterLab.
+    """What :func:`live` returns: the controls above the figure (a ``VBox``), joined by an
+    invisible :class:`FrameSwitch` once the figure is drawn in a page (:meth:`attach_switch`).
 
     Displayed while ``NSDE_STATIC_WIDGETS`` is set, its bundle also carries the precomputed
     states (:func:`static_states`) under :data:`STATIC_MIME`; they are computed once, on the
@@ -176,10 +182,38 @@ class LiveFigure(widgets.VBox):
     """
 
     def __init__(self, fig, update: Callable[..., None], controls: dict, **kwargs):
-        self.switch = FrameSwitch(fig, update, controls)
-        super().__init__([widgets.HBox(list(controls.values())), fig, self.switch], **kwargs)
+        super().__init__([widgets.HBox(list(controls.values())), fig], **kwargs)
         self._live = (fig, update, dict(controls))
         self._static = None
+        self.switch: FrameSwitch | None = None
+        # ipykernel may handle the page's messages and a control's move on different threads
+        # (JupyterLab sends widget messages on a subshell): one lock for every edit of fig
+        self.lock = threading.RLock()
+        if hasattr(fig, "observe"):   # a FigureWidget: its page reports each drawing
+            fig.observe(self._figure_drawn, names="_js2py_traceDeltas")
+
+    def _figure_drawn(self, change) -> None:
+        if change["new"] is not None and self.switch is None:
+            self.attach_switch()
+
+    def attach_switch(self) -> FrameSwitch:
+        """Add the :class:`FrameSwitch` to the box (once), and return it.
+
+        Called when the figure's page reports its first drawing: plotly.js is loaded there by
+        then, so the switch's own module starts at once. (anywidget drops every message to a
+        model whose module took over 2 s to start, which a switch created with the figure hit
+        on a busy page, while plotly.js itself was still loading.)
+        """
+        with self.lock:
+            if self.switch is None:
+                fig, update, controls = self._live
+                self.switch = FrameSwitch(fig, update, controls, lock=self.lock)
+                self.children = (*self.children, self.switch)
+        return self.switch
+
+    def covered(self) -> bool:
+        """True when the page drew the controls' current position itself."""
+        return self.switch is not None and self.switch.covers()
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -187,7 +221,7 @@ class LiveFigure(widgets.VBox):
             if self._static is None:
                 fig, update, controls = self._live
                 try:
-                    with self.switch.lock:
+                    with self.lock:
                         self._static = static_states(fig, update, controls)
                 except Exception as err:  # the live figure must still show
                     warnings.warn(f"no static slider states for this figure: "
@@ -217,7 +251,7 @@ def live(fig, update: Callable[..., None], **controls: widgets.ValueWidget) -> L
     def on_change(_=None):
         values = {name: control.value for name, control in controls.items()}
         # the page drew a precomputed position itself: the kernel only catches up, quietly
-        with box.switch.lock, quiet(fig) if box.switch.covers() else contextlib.nullcontext():
+        with box.lock, quiet(fig) if box.covered() else contextlib.nullcontext():
             with fig.batch_update():
                 update(**values)
 
@@ -424,4 +458,5 @@ def sync_figure_state() -> int:
         fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
         fig._widget_data = copy.deepcopy(fig._data)
     return len(figures)
+
 
