@@ -167,7 +167,7 @@ def test_the_switch_joins_the_box_when_the_page_has_drawn_the_figure():
     fig, update, _ = amplitude_figure()
     box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 2.0, 0.5))
     assert box.switch is None and len(box.children) == 2 and not box.covered()   # no page yet
-    fig._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": -1}   # what plotly.js sends
+    fig._view_count = 1                   # what the page reports when it shows the figure
     assert isinstance(box.switch, live_widgets.FrameSwitch) and box.children[-1] is box.switch
     assert box.attach_switch() is box.switch and len(box.children) == 3   # once
     assert box.switch.lock is box.lock
@@ -274,6 +274,22 @@ def test_the_page_asks_again_and_gets_the_same_answer_computed_once(monkeypatch)
     assert len(calls) == tried and len(answers) == 2
     assert answers[0]["states"] is answers[1]["states"] is switch.states
     assert len(switch.states["frames"]) == 3
+
+
+def test_a_page_that_never_gets_the_answer_gets_a_fresh_switch_with_the_same_states():
+    fig, update, calls = amplitude_figure()
+    box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 1.0, 0.5))
+    first = box.attach_switch()
+    first._message(None, {"want": True, "asked": 1}, [])
+    first._message(None, {"want": True, "asked": 2}, [])          # answered again
+    assert box.switch is first
+    tried = len(calls)
+    first._message(None, {"want": True, "asked": 3}, [])          # still asking: renewed
+    second = box.switch
+    assert second is not first and first.comm is None             # the old one is closed
+    assert box.children[-1] is second and first not in box.children
+    assert second.states is first.states and len(calls) == tried  # nothing recomputed
+    assert second.lock is box.lock and second.renew == box.renew_switch
 
 
 def test_a_figure_that_cannot_be_precomputed_stays_with_the_kernel(monkeypatch):

@@ -14,13 +14,14 @@
 //
 // Handshake, in custom messages (they arrive even where a widget's state updates do not: an
 // anywidget model that took over 2 s to start on a busy page gets none): once the figure's
-// graph div and plotly.js are there, the view asks for the frames ({want}), again every
+// graph div and plotly.js are there, the view asks for the frames ({want, asked}), again every
 // ASK_AGAIN_MS until they come ({states}); then it answers {have: token}, and from then on
-// the kernel leaves positions it can see are precomputed to this view. Before each redraw
+// the kernel leaves positions it can see are precomputed to this view. A view still asking
+// after the kernel answered twice is replaced by a fresh switch (a model whose start failed). Before each redraw
 // the view dispatches an "nsde-frame" event on the figure's box (the browser test times it).
 const CONTROLS = 4;          // traits c0..c3 (FrameSwitch.MAX_CONTROLS)
 const WAIT_MS = 300000;      // how long to keep asking for the frames after render
-const ASK_AGAIN_MS = 15000;  // ... and how often
+const ASK_AGAIN_MS = 5000;   // ... and how often (the third time, the kernel sends a fresh switch)
 
 function graphOf(el) {
   const box = el.closest(".widget-vbox");
@@ -72,11 +73,13 @@ function render({ model, el }) {
     const box = el.closest(".widget-vbox");
     if (box) box.dataset.nsdeFrames = String(frames.size);   // for tests, and curious readers
   };
+  let asked = 0;
   const ask = (started, askedAt) => {
     if (states) return;
     const now = performance.now();
     if (graphOf(el) && (askedAt === null || now - askedAt > ASK_AGAIN_MS)) {
-      model.send({ want: true });
+      asked += 1;
+      model.send({ want: true, asked });
       askedAt = now;
     }
     if (now - started < WAIT_MS) setTimeout(() => ask(started, askedAt), 200);

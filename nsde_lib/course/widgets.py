@@ -44,6 +44,7 @@ MAX_STATES = 48         # all combinations of all controls, at most
 SIGNIFICANT = 4         # digits kept in precomputed numbers (a figure, not a table)
 LIVE_MAX_STATES = 128   # every position of the controls, in the page, up to this many
 LIVE_MAX_BYTES = 8_000_000   # ... and this much JSON; beyond either, a handful of positions
+RENEW_AFTER_ASKS = 3    # a page still asking after this many answers gets a fresh switch
 _NICE = (1, 2, 4, 5)    # spacings of the positions, in slider steps, times powers of ten
 
 
@@ -92,6 +93,7 @@ class FrameSwitch(anywidget.AnyWidget):
         self._live = (fig, update, dict(controls))
         self.states: dict | None = None   # what the page was sent, once it asked
         self._held = None                 # the token of the states the page confirmed it holds
+        self.renew: Callable[[], None] | None = None   # replaces this switch (LiveFigure's)
         # the lock every edit of fig takes (LiveFigure.lock): else a move handled on another
         # thread lands in the middle of the positions being tried out of sight
         self.lock = lock if lock is not None else threading.RLock()
@@ -101,6 +103,10 @@ class FrameSwitch(anywidget.AnyWidget):
 
     def _message(self, _widget, content: dict, _buffers) -> None:
         if content.get("want"):   # asked again when an answer did not arrive: send it again
+            if (self.states is not None and self.renew is not None
+                    and content.get("asked", 1) >= RENEW_AFTER_ASKS):
+                self.renew()      # answers do not reach this model: a fresh one takes over
+                return
             if self.states is None:
                 self.states = self.compute_states()
             self.send({"states": self.states})
@@ -189,27 +195,47 @@ class LiveFigure(widgets.VBox):
         # ipykernel may handle the page's messages and a control's move on different threads
         # (JupyterLab sends widget messages on a subshell): one lock for every edit of fig
         self.lock = threading.RLock()
-        if hasattr(fig, "observe"):   # a FigureWidget: its page reports each drawing
-            fig.observe(self._figure_drawn, names="_js2py_traceDeltas")
+        if hasattr(fig, "observe"):   # a FigureWidget: the page counts the views it made
+            fig.observe(self._figure_shown, names="_view_count")
 
-    def _figure_drawn(self, change) -> None:
-        if change["new"] is not None and self.switch is None:
+    def _figure_shown(self, change) -> None:
+        if change["new"] and self.switch is None:
             self.attach_switch()
 
     def attach_switch(self) -> FrameSwitch:
         """Add the :class:`FrameSwitch` to the box (once), and return it.
 
-        Called when the figure's page reports its first drawing: plotly.js is loaded there by
-        then, so the switch's own module starts at once. (anywidget drops every message to a
-        model whose module took over 2 s to start, which a switch created with the figure hit
-        on a busy page, while plotly.js itself was still loading.)
+        Called when the page reports its first view of the figure (plotly FigureWidgets count
+        their views, ipywidgets' ``_view_count``): the figure's own module is loading or loaded
+        by then, so the switch's module starts quickly. A switch created with the figure met
+        plotly.js's 5 MB loading on a busy page, and anywidget drops every message to a model
+        whose module took over 2 s to start; should that still happen, the page keeps asking
+        and :meth:`renew_switch` replaces it.
         """
         with self.lock:
             if self.switch is None:
-                fig, update, controls = self._live
-                self.switch = FrameSwitch(fig, update, controls, lock=self.lock)
+                self.switch = self._new_switch()
                 self.children = (*self.children, self.switch)
         return self.switch
+
+    def renew_switch(self) -> FrameSwitch:
+        """Replace the switch by a fresh one that keeps its states (when the page keeps asking
+        for frames it was sent: its model may have failed to start, see :meth:`attach_switch`).
+        """
+        with self.lock:
+            old, self.switch = self.switch, self._new_switch()
+            if old is not None:
+                self.switch.states = old.states
+            self.children = (*(c for c in self.children if c is not old), self.switch)
+            if old is not None:
+                old.close()
+        return self.switch
+
+    def _new_switch(self) -> FrameSwitch:
+        fig, update, controls = self._live
+        switch = FrameSwitch(fig, update, controls, lock=self.lock)
+        switch.renew = self.renew_switch
+        return switch
 
     def covered(self) -> bool:
         """True when the page drew the controls' current position itself."""
