@@ -144,8 +144,8 @@ PRESS_JS = """async ([index, key]) => {
     const log = window.__nsdeWs || [];
     handle.focus();
     return await new Promise((resolve) => {
-        let t0 = null, animating = null;
-        const started = () => { if (t0 !== null && animating === null) animating = performance.now() - t0; };
+        let t0 = null, framed = null;
+        const started = () => { if (t0 !== null && framed === null) framed = performance.now() - t0; };
         const stop = () => {
             graph.removeListener('plotly_afterplot', drawn);
             box.removeEventListener('nsde-frame', started);
@@ -163,7 +163,7 @@ PRESS_JS = """async ([index, key]) => {
                 total: performance.now() - t0,
                 sent: sent ? sent[1] - t0 : null,
                 received: got ? got[1] - t0 : null,
-                animating}));
+                framed}));
         };
         graph.on('plotly_afterplot', drawn);
         box.addEventListener('nsde-frame', started);
@@ -229,12 +229,12 @@ def _time_sliders(page, name: str) -> dict:
             page.wait_for_timeout(300)   # let the last message of the press land
         if presses:
             totals = [p["total"] for p in presses]
-            page_drawn = [p for p in presses if p["animating"] is not None]
+            page_drawn = [p for p in presses if p["framed"] is not None]
             if len(page_drawn) * 2 > len(presses):
                 split = {"path": "page",
-                         "browser_ms": _median(p["animating"] for p in page_drawn),
+                         "browser_ms": _median(p["framed"] for p in page_drawn),
                          "kernel_ms": None,
-                         "draw_ms": _median(p["total"] - p["animating"] for p in page_drawn)}
+                         "draw_ms": _median(p["total"] - p["framed"] for p in page_drawn)}
             else:
                 split = [p for p in presses if p["sent"] is not None and p["received"] is not None]
                 split = {"path": "kernel",
