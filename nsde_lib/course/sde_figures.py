@@ -207,15 +207,19 @@ def noise_flow_figure(readout, *, box=(7.0, 5.0)) -> go.FigureWidget:
     return fig
 
 
-def set_noise_flow(fig: go.FigureWidget, ts, paths, labels, shown, title: str) -> None:
+def set_noise_flow(fig: go.FigureWidget, ts, paths, labels, shown, title: str, *,
+                   ends=slice(None)) -> None:
     """Draw ``paths`` ``(T, N, 2)`` in a :func:`noise_flow_figure`: the trajectories of the
-    points ``shown`` (indices) and the end point of every point, coloured by ``labels``."""
+    points ``shown`` (indices) and the end points of the points ``ends`` (a slice or indices;
+    all by default), coloured by ``labels`` ``(N,)``."""
     paths, labels, shown = to_numpy(paths), to_numpy(labels), to_numpy(shown)
+    ends = ends if isinstance(ends, slice) else to_numpy(ends)
+    last, end_labels = paths[-1, ends], labels[ends]
     for c in (0, 1):
         idx = shown[labels[shown] == c]
         fig.data[c].x = with_gaps(ts, paths[:, idx, 0])[1]
         fig.data[c].y = with_gaps(ts, paths[:, idx, 1])[1]
-        end = paths[-1, labels == c]
+        end = last[end_labels == c]
         fig.data[2 + c].x, fig.data[2 + c].y = end[:, 0], end[:, 1]
     fig.layout.title.text = title
 
