@@ -10,7 +10,7 @@ import torch
 __all__ = ["to_numpy", "with_gaps", "paths_figure", "set_paths", "COLORS", "rgba", "band_figure", "set_bands",
            "binned", "HISTNORMS", "histogram_figure", "set_histograms", "poisson_figure",
            "set_poisson", "sweep_figure", "H_COLORS", "curves_figure", "MODEL_COLORS", "log_axis",
-           "model_color"]
+           "model_color", "extent"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
           "#e377c2")
@@ -122,6 +122,23 @@ def log_axis(values) -> dict:
     each value, no minor labels ("2 3 … 10 2 3")."""
     values = sorted({float(v) for v in values})
     return dict(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
+
+
+def extent(values, pad: float = 0.05) -> list[float]:
+    """An axis range ``[lo, hi]`` holding every finite value of ``values`` (any shape), widened
+    by ``pad`` of its span on each side.
+
+    A live figure whose axes hold what every slider position draws keeps its axes still, so a
+    move shows the points moving, not the scale; it is also cheaper for the page, which redraws
+    tick labels and margins whenever a range changes.
+    """
+    values = to_numpy(values).astype(float).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("extent: `values` holds no finite number")
+    lo, hi = float(values.min()), float(values.max())
+    margin = pad * (hi - lo) if hi > lo else max(abs(lo), 1.0) * pad
+    return [lo - margin, hi + margin]
 
 
 def rgba(color: str, alpha: float) -> str:

@@ -102,12 +102,16 @@ def decision_line(layer: nn.Linear, x_range, y_range) -> tuple[list, list]:
     return list(xs), list(-(w[0] * xs + b) / w[1])
 
 
-def flow_figure(titles, *, height: int = 430) -> go.FigureWidget:
+def flow_figure(titles, *, height: int = 430, ranges=None) -> go.FigureWidget:
     """One panel per title, each with the two classes' points and the head's boundary.
 
     Traces per panel ``k``: ``3k`` class 0, ``3k + 1`` class 1, ``3k + 2`` the boundary. Fill it
-    with :func:`set_flow`.
+    with :func:`set_flow`. ``ranges``: per panel ``(x range, y range)`` (e.g. from
+    :func:`extent` over every state a slider shows), so the axes stay put; None autoranges.
     """
+    if ranges is not None and len(ranges) != len(titles):
+        raise ValueError(f"flow_figure: `ranges` needs one (x range, y range) per panel "
+                         f"({len(titles)}), got {len(ranges)}")
     fig = go.FigureWidget(make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.08,
                                         subplot_titles=list(titles)))
     for col in range(1, len(titles) + 1):
@@ -117,6 +121,9 @@ def flow_figure(titles, *, height: int = 430) -> go.FigureWidget:
                             row=1, col=col)
         fig.add_scatter(x=[], y=[], mode="lines", line=dict(color="black", dash="dash"),
                         name="head's boundary", showlegend=col == 1, row=1, col=col)
+        if ranges is not None:
+            fig.update_xaxes(range=list(ranges[col - 1][0]), row=1, col=col)
+            fig.update_yaxes(range=list(ranges[col - 1][1]), row=1, col=col)
     fig.update_layout(template="plotly_white", height=height,
                       margin=dict(l=40, r=20, t=70, b=40))
     return fig
