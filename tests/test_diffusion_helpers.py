@@ -175,3 +175,31 @@ def test_poisson_figure_updates_in_place():
     set_poisson(fig, more, 3.0, 5.0, n_show=2)
     assert sorted(fig.data[2].x) == sorted(len(e) for e in more)
 
+
+
+def test_noise_flow_draws_the_chosen_end_points_by_class_and_the_shown_paths():
+    g = np.random.default_rng(5)
+    paths, labels = g.normal(size=(4, 10, 2)), np.arange(10) % 3 % 2     # classes 0,1,0,0,1,0,…
+    fig = nl.noise_flow_figure(torch.nn.Linear(2, 2))
+    nl.set_noise_flow(fig, np.arange(4), paths, labels, np.array([0, 1]), "t", ends=slice(None, None, 2))
+    for c in (0, 1):
+        keep = [i for i in range(0, 10, 2) if labels[i] == c]
+        np.testing.assert_array_equal(fig.data[2 + c].x, paths[-1, keep, 0])
+        np.testing.assert_array_equal(fig.data[2 + c].y, paths[-1, keep, 1])
+        path = np.asarray(fig.data[c].y, dtype=float)                    # one path, then a gap
+        np.testing.assert_array_equal(path[:4], paths[:, c, 1])
+    nl.set_noise_flow(fig, np.arange(4), paths, labels, np.array([0, 1]), "t")
+    assert len(fig.data[2].x) + len(fig.data[3].x) == 10
+
+
+def test_extent_holds_every_finite_value_with_its_margin_and_fixes_the_flow_axes():
+    values = np.array([[-1.0, np.nan], [3.0, 0.5]])
+    assert nl.extent(values, pad=0.25) == [-2.0, 4.0]
+    assert nl.extent([2.0]) == pytest.approx([1.9, 2.1])                  # one value: a margin still
+    with pytest.raises(ValueError, match="values"):
+        nl.extent([np.nan])
+    fig = nl.flow_figure(("a", "b"), ranges=[([-1, 1], [-2, 2]), ([0, 5], [3, 4])])
+    assert list(fig.layout.xaxis2.range) == [0, 5] and list(fig.layout.yaxis.range) == [-2, 2]
+    assert nl.flow_figure(("a",)).layout.xaxis.range is None              # no ranges: autorange
+    with pytest.raises(ValueError, match="ranges"):
+        nl.flow_figure(("a", "b"), ranges=[([-1, 1], [-2, 2])])
