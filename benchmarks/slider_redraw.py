@@ -4,7 +4,7 @@ kernel ends with in the page), on the same precomputed frames, in the same headl
 
 The figures are the course's own (``nl.paths_figure``, ``nl.flow_figure``,
 ``nl.noise_flow_figure``) at the sizes the chapters draw (chapter 00's 30 paths of 200 steps,
-chapter 01's two panels of 250 moons on fixed axes, chapter 03's 25 + 25 trajectories and 500 end
+chapter 01's two panels of 125 moons on fixed axes, chapter 03's 25 + 25 trajectories and 500 end
 points; and chapter 01's figure with autoranged axes, as it was, to price fixed axes),
 filled with random data: what a redraw costs depends on how much is drawn, not on its values.
 The frames come from ``static_states`` with every slider step, as the page gets them. Each
@@ -89,14 +89,14 @@ def course_figures(seed: int = 0) -> dict:
         {"sigma": nl.slider("noise σ", 1.0, 0.0, 3.5, 0.1)})
 
     head = torch.nn.Linear(2, 2)                             # chapter 01: moons through blocks
-    labels = np.arange(250) % 2
-    blocks = [g.normal(0, 1 + n / 5, (250, 2)) for n in range(11)]
+    labels = np.arange(125) % 2
+    blocks = [g.normal(0, 1 + n / 5, (125, 2)) for n in range(11)]
     reach = np.stack(blocks)
     for axes, ranges in (("fixed axes", [(nl.extent(reach[..., 0]), nl.extent(reach[..., 1]))] * 2),
                          ("axes autorange", None)):
         fig = nl.flow_figure(["input", "after block n"], ranges=ranges)
         nl.set_flow(fig, 0, blocks[0], labels)
-        figures[f"01 moons, 2 × 250 points, {axes}"] = (
+        figures[f"01 moons, 2 × 125 points, {axes}"] = (
             fig, lambda n, fig=fig: nl.set_flow(fig, 1, blocks[n], labels, head),
             {"n": nl.int_slider("block n", 0, 0, 10)})
 
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
               f"{m['react'] / m['animate']:14.2f} {m['react'] / m['update']:13.2f}")
     react = {name: m["react"] for name, _, m in rows}
     print("chapter 01, fixed axes / autoranged axes (react): "
-          f"{react['01 moons, 2 × 250 points, fixed axes'] / react['01 moons, 2 × 250 points, axes autorange']:.2f}")
+          f"{react['01 moons, 2 × 125 points, fixed axes'] / react['01 moons, 2 × 125 points, axes autorange']:.2f}")
     return 0
 
 
