@@ -17,8 +17,9 @@
 // graph div and plotly.js are there, the view asks for the frames ({want, asked}), again every
 // ASK_AGAIN_MS until they come ({states}); then it answers {have: token}, and from then on
 // the kernel leaves positions it can see are precomputed to this view. A view still asking
-// after the kernel answered twice is replaced by a fresh switch (a model whose start failed). Before each redraw
-// the view dispatches an "nsde-frame" event on the figure's box (the browser test times it).
+// after the kernel answered twice is replaced by a fresh switch (a model whose start failed).
+// Before each redraw the view dispatches an "nsde-frame" event on the figure's box (the browser
+// test times it).
 const CONTROLS = 4;          // traits c0..c3 (FrameSwitch.MAX_CONTROLS)
 const WAIT_MS = 300000;      // how long to keep asking for the frames after render
 const ASK_AGAIN_MS = 5000;   // ... and how often (the third time, the kernel sends a fresh switch)

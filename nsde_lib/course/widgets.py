@@ -44,7 +44,7 @@ MAX_STATES = 48         # all combinations of all controls, at most
 SIGNIFICANT = 4         # digits kept in precomputed numbers (a figure, not a table)
 LIVE_MAX_STATES = 128   # every position of the controls, in the page, up to this many
 LIVE_MAX_BYTES = 8_000_000   # ... and this much JSON; beyond either, a handful of positions
-RENEW_AFTER_ASKS = 3    # a page still asking after this many answers gets a fresh switch
+RENEW_AFTER_ASKS = 3    # a page asking this often (its answers lost) gets a fresh switch
 _NICE = (1, 2, 4, 5)    # spacings of the positions, in slider steps, times powers of ten
 
 
@@ -484,5 +484,3 @@ def sync_figure_state() -> int:
         fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
         fig._widget_data = copy.deepcopy(fig._data)
     return len(figures)
-
-
