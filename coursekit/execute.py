@@ -46,13 +46,15 @@ def environment(**variables: str):
 
 
 def execute(nb, folder: Path, *, quick: bool = False, static_widgets: bool = False,
-            timeout: int = 1800):
+            timeout: int = 1800, claims: Path | None = None):
     """Run notebook ``nb`` (in place) top to bottom on a fresh python3 kernel.
 
     The kernel starts in ``folder`` with ``NSDE_QUICK`` set when ``quick`` and
     ``NSDE_STATIC_WIDGETS`` when ``static_widgets`` (slider figures then precompute their
     static states, see :mod:`nsde_lib.course.widgets`). The widget state is stored; after the
     last cell one extra cell (not kept in ``nb``) syncs every FigureWidget's state to its figure.
+    ``NSDE_CLAIMS`` names ``claims``: the chapter's claims about trained models are appended
+    there (:func:`nsde_lib.claim`); without ``claims`` it is unset and they are not recorded.
 
     Returns:
         ``(seconds, error)``: ``error`` is ``""``, or the exception's type and last line.
@@ -68,7 +70,8 @@ def execute(nb, folder: Path, *, quick: bool = False, static_widgets: bool = Fal
     start, error = time.perf_counter(), ""
     try:
         with environment(NSDE_QUICK="1" if quick else "",
-                         NSDE_STATIC_WIDGETS="1" if static_widgets else ""):
+                         NSDE_STATIC_WIDGETS="1" if static_widgets else "",
+                         NSDE_CLAIMS=str(claims) if claims else ""):
             client.execute()
     except Exception as err:  # a failing chapter is reported, the others still run
         text = str(err).strip()
@@ -89,8 +92,10 @@ class ChapterRun:
     failed_in: str = ""      # "", "student copy" or "solutions"
 
 
-def run_chapter(path: Path, *, quick: bool = False, timeout: int = 1800) -> ChapterRun:
-    """Run ``path``'s student copy, then its solutions, once, on one kernel (see the module)."""
+def run_chapter(path: Path, *, quick: bool = False, timeout: int = 1800,
+                claims: Path | None = None) -> ChapterRun:
+    """Run ``path``'s student copy, then its solutions, once, on one kernel (see the module);
+    its claims about trained models are appended to ``claims`` (see :func:`execute`)."""
     import nbformat
 
     source = nbformat.read(path, as_version=4)
@@ -107,7 +112,7 @@ def run_chapter(path: Path, *, quick: bool = False, timeout: int = 1800) -> Chap
         for k, cell in enumerate(run.cells[len(student.cells):]):
             cell["id"] = f"solution-run-{k}"
     seconds, error = execute(run, path.parent, quick=quick, static_widgets=True,
-                             timeout=timeout)
+                             timeout=timeout, claims=claims)
 
     n = len(student.cells)
     executed_student = copy.deepcopy(student)

@@ -9,7 +9,11 @@ status) and writes under ``build/``:
 * ``executed/NN_slug.ipynb`` and ``executed/student/NN_slug.ipynb`` — the chapter and its
   student copy as they ran; ``student/NN_slug.ipynb`` — clean student copies (``make student``);
 * ``course.json`` — each chapter's last run time and status (a partial ``--only`` build keeps
-  the others'); ``site-src/`` — the site's sources, ``sphinx.log`` — the site build's warnings.
+  the others'); ``site-src/`` — the site's sources, ``sphinx.log`` — the site build's warnings;
+* ``claims.json`` — every claim the chapters made about their trained models, with its verdict,
+  the run's mode and seeds (:mod:`coursekit.claims`; each chapter's kernel writes
+  ``claims/NN_slug.jsonl``); the site shows them on its page "Claims of this run", and one line
+  per chapter says how many held.
 
 **The builder: Sphinx + MyST-NB + sphinx-book-theme**, the engine of Jupyter Book 1 without its
 CLI (the maintained ExecutableBooks packages). It was chosen because it works fully offline: the
@@ -43,7 +47,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from coursekit import bootstrap, export, slides
+from coursekit import bootstrap, claims, export, slides
 from coursekit.execute import CHECK_TAG, NOTEBOOKS, course_notebooks, pin, run_chapter
 
 __all__ = ["CHECK_TAG", "course_notebooks", "build", "main", "Result", "chapter_title"]
@@ -149,8 +153,10 @@ def update_records(out: Path, results: list[Result], *, quick: bool, built) -> d
     return records
 
 
-def index_page(records: dict, titles: dict[str, str], kit: list[str]) -> str:
-    """The front page (MyST markdown): the chapters with run time, status and links."""
+def index_page(records: dict, titles: dict[str, str], kit: list[str], *,
+               claims_page: str = "") -> str:
+    """The front page (MyST markdown): the chapters with run time, status and links, and the
+    page ``claims_page`` (the claims of this run) when there is one."""
     rows = []
     for name in sorted(set(titles) | set(records)):
         title = titles.get(name, name).replace("|", "\\|")
@@ -169,6 +175,11 @@ def index_page(records: dict, titles: dict[str, str], kit: list[str]) -> str:
                     f"<a href='downloads/student/{name}.ipynb'>student copy</a> · {online} |")
     chapters = "\n".join(n for n in sorted(records))
     kit_pages = "\n".join(kit)
+    found = (f"What this run found: {{doc}}`the claims of this run <{claims_page}>`, every "
+             "sentence the chapters state about their trained models, and whether it held.\n\n"
+             if claims_page else "")
+    this_run = ("\n```{toctree}\n:hidden:\n:caption: This run\n:maxdepth: 1\n\n"
+                f"{claims_page}\n```\n") if claims_page else ""
     return f"""# {TITLE}
 
 A hands-on course on one idea: a residual network is a numerical method for a differential
@@ -187,7 +198,7 @@ behind a toggle under each exercise; the student copies leave them out.
 |---|---|---|---|
 {chr(10).join(rows)}
 
-Instructors: see the {{doc}}`instructor's kit <instructors/index>` (agenda, a note per
+{found}Instructors: see the {{doc}}`instructor's kit <instructors/index>` (agenda, a note per
 chapter, slides).
 
 ```{{toctree}}
@@ -205,7 +216,7 @@ chapter, slides).
 
 {kit_pages}
 ```
-"""
+{this_run}"""
 
 
 def write_kit(src: Path, names: list[str]) -> list[str]:
@@ -272,10 +283,13 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
         folder.mkdir(parents=True, exist_ok=True)
     ship_assets(src / "_static")
     slides.ship_reveal(extra / "slides")
-    results = []
+    results, ended = [], {}
     for path in notebooks:
-        run = run_chapter(path, quick=quick)
         name = path.stem
+        found = claims.chapter_file(out, name)
+        found.unlink(missing_ok=True)        # claims.json lists this run's claims only
+        run = run_chapter(path, quick=quick, claims=found)
+        ended[name] = not run.error
         nbformat.write(run.chapter, out / "executed" / path.name)
         nbformat.write(run.student, out / "executed" / "student" / path.name)
         source = nbformat.read(path, as_version=4)
@@ -303,7 +317,13 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
                              built=lambda name: (src / f"{name}.ipynb").exists())
     titles = {p.stem: chapter_title(p) for p in sorted(set(chapters) | set(notebooks))}
     kit = write_kit(src, list(titles))
-    (src / "index.md").write_text(index_page(records, titles, kit), encoding="utf-8")
+    report = claims.collect(out, ended, quick=quick,
+                            keep=lambda name: (src / f"{name}.ipynb").exists())
+    for name in ended:
+        print(claims.summary_line(name, report["chapters"][name]), flush=True)
+    (src / f"{claims.PAGE}.md").write_text(claims.claims_page(report, titles), encoding="utf-8")
+    (src / "index.md").write_text(index_page(records, titles, kit, claims_page=claims.PAGE),
+                                  encoding="utf-8")
     start = time.perf_counter()
     log = out / "sphinx.log"
     status, warnings = run_sphinx(src, site, log)
