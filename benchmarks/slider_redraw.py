@@ -1,5 +1,6 @@
-"""Slider redraw in the page: Plotly.react (what the live figures' FrameSwitch does) against
-Plotly.animate (what the static course site does) and Plotly.update (what a move through the
+"""Slider redraw in the page: Plotly.react (what the live figures' page code, live_figure.js, does
+on the live page and on the course site) against Plotly.animate (what the course site did before
+it ran the same page code) and Plotly.update (what a move through the
 kernel ends with in the page), on the same precomputed frames, in the same headless Chromium.
 
 The figures are the course's own (``nl.paths_figure``, ``nl.flow_figure``,

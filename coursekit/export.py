@@ -3,11 +3,11 @@
 :func:`prepare` returns a copy of the executed notebook that MyST-NB renders as it is:
 
 * a slider figure (the :data:`~nsde_lib.course.widgets.STATIC_MIME` states that
-  ``nl.live`` precomputed) becomes a plotly figure with one ``layout.sliders`` slider per
-  control and one frame per precomputed combination (:func:`static_slider_html`): a reader of
-  the ``file://`` page drags it, no kernel; two controls are combined by ``nsde-sliders.js``;
+  ``nl.live`` precomputed) is drawn by the live figures' own page code over those states
+  (:func:`static_slider_html`, :func:`page_script`): a reader of the ``file://`` page drags
+  its controls, no kernel;
 * every other plotly output becomes a plotly ``div`` (``plotly.min.js`` ships with the site), a
-  FigureWidget shown without ``live`` its last state, and a bare control nothing;
+  live figure without precomputed states its last state, and a bare control nothing;
 * progress bars disappear: a tqdm widget, and the text a tqdm bar writes to a stream (the
   ``\\r``-overwritten lines, the "it/s"), so a stream keeps only its other lines;
 * code that only builds a figure is collapsed (tag ``hide-input``), the bootstrap cell too;
@@ -22,15 +22,13 @@ import html
 import json
 import re
 
-from nsde_lib.course.widgets import STATIC_MIME
+from nsde_lib.course.widgets import PAGE_JS, STATIC_MIME, page_state
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PROGRESS = re.compile(r"\d+%\|[^\n]*\||\d+/\d+ \[\d+:\d+|[?\d.]+\s?(it/s|s/it)\]")
-ANIMATE = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
-           "transition": {"duration": 0}}
-SLIDER_HEIGHT = 85          # px added below a figure per slider
+LIVE_FIGURE = "nsde_lib.course.widgets.LiveFigure"   # its models' _anywidget_id
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 
 
@@ -44,64 +42,55 @@ def figure_html(figure: dict, div_id: str | None = None) -> str:
                        auto_play=False, config=PLOTLY_CONFIG, validate=False)
 
 
-def _space_below(layout: dict, n_traces: int) -> float:
-    """Pixels under the plot area taken by the axis titles and a horizontal legend there."""
-    margin = layout.get("margin") or {}
-    below = margin.get("b", 80)
-    legend = layout.get("legend") or {}
-    if legend.get("orientation") == "h" and (legend.get("y") if legend.get("y") is not None
-                                             else 1) < 0:
-        plot_height = ((layout.get("height") or 450) - margin.get("t", 100) - below)
-        rows = -(-n_traces * 190 // (layout.get("width") or 700))   # ~190 px per entry
-        below = max(below, -legend["y"] * plot_height + 24 * rows + 10)
-    return below
-
-
-def static_slider_figure(payload: dict) -> dict:
-    """The plotly figure for precomputed slider states: the starting figure, its frames, and
-    one slider per control that has more than one position (named by the control's index).
-
-    With one such control its steps animate to their frame themselves; with several the steps
-    do nothing and ``nsde-sliders.js`` animates to the frame named by all sliders' positions.
-    """
-    controls = payload["controls"]
-    layout = copy.deepcopy(payload["figure"]["layout"])
-    movable = [k for k, c in enumerate(controls) if len(c["values"]) > 1]
-    below = _space_below(layout, len(payload["figure"]["data"]))
-    sliders = []
-    for row, k in enumerate(movable):
-        control = controls[k]
-        steps = []
-        for i, label in enumerate(control["labels"]):
-            name = "-".join(str(i if j == k else c["active"]) for j, c in enumerate(controls))
-            steps.append({"label": label, "method": "skip" if len(movable) > 1 else "animate",
-                          "args": [[name], ANIMATE]})
-        sliders.append({"active": control["active"], "steps": steps, "x": 0.05, "len": 0.9,
-                        "y": 0, "yanchor": "top", "pad": {"t": below + SLIDER_HEIGHT * row},
-                        "currentvalue": {"prefix": f"{control['description']} = ",
-                                         "font": {"size": 13}},
-                        "name": str(k)})
-    layout["sliders"] = sliders
-    margin = dict(layout.get("margin") or {})
-    grow = below + SLIDER_HEIGHT * len(movable) - margin.get("b", 80)
-    margin["b"] = below + SLIDER_HEIGHT * len(movable)
-    layout["margin"] = margin
-    layout["height"] = (layout.get("height") or 450) + grow     # the plot keeps its size
-    return {"data": payload["figure"]["data"], "layout": layout, "frames": payload["frames"]}
-
-
 def static_slider_html(payload: dict, div_id: str) -> str:
-    """HTML for precomputed slider states: the draggable figure and a line saying what it is."""
-    figure = static_slider_figure(payload)
-    controls = payload["controls"]
-    names = " and ".join(html.escape(c["description"]) for c in controls if len(c["values"]) > 1)
+    """HTML for precomputed slider states: the figure and its controls, drawn by the live
+    figures' own page code (``nsde-live-figure.js``, made from ``live_figure.js`` by
+    :func:`page_script`) over the precomputed positions, and a line saying what it is."""
+    state = json.dumps(page_state(payload), separators=(",", ":"), allow_nan=False)
+    state = state.replace("</", "<\\/")   # the JSON cannot close its <script> element
+    names = " and ".join(html.escape(c["description"]) for c in payload["controls"]
+                         if len(c["values"]) > 1)
     count = len(payload["frames"])
     note = (f"<p class='nsde-live-note'>Drag {names}: {count} precomputed states "
-            f"(every value is live in JupyterLab, <code>make lab</code>).</p>")
-    movable = sum(len(c["values"]) > 1 for c in controls)
-    active = json.dumps([c["active"] for c in controls])
-    return (f"<div class='nsde-live' data-sliders='{movable}' data-active='{active}'>"
-            f"{figure_html(figure, div_id)}{note}</div>")
+            f"(every value is live in Jupyter, <code>make lab</code>).</p>")
+    return (f"<div class='nsde-live' id='{html.escape(div_id)}'>"
+            f"<script type='application/json' class='nsde-live-state'>{state}</script>"
+            f"</div>{note}")
+
+
+def page_script() -> str:
+    """``live_figure.js`` as a classic script for pages without a kernel (``file://`` pages
+    cannot import modules): its render function as ``window.nsdeLiveFigure``, and a start-up
+    that draws every ``.nsde-live`` element from its state with a model that has no kernel."""
+    source = PAGE_JS.read_text(encoding="utf-8")
+    if EXPORT_LINE not in source:
+        raise ValueError(f"{PAGE_JS.name} no longer ends with {EXPORT_LINE!r}")
+    return ("(function () {\n" + source.replace(EXPORT_LINE, "window.nsdeLiveFigure = { render };")
+            + "\n})();\n" + STATIC_START)
+
+
+EXPORT_LINE = "export default { render };"
+# A model over fixed state: set() keeps the position, nothing listens, nothing is sent.
+STATIC_START = """(function () {
+  function start() {
+    document.querySelectorAll(".nsde-live").forEach(function (el) {
+      var holder = el.querySelector(".nsde-live-state");
+      if (!holder || el.dataset.started) return;
+      el.dataset.started = "1";
+      var state = JSON.parse(holder.textContent);
+      var model = {
+        get: function (key) { return state[key]; },
+        set: function (key, value) { state[key] = value; },
+        save_changes: function () {}, send: function () {},
+        on: function () {}, off: function () {}
+      };
+      window.nsdeLiveFigure.render({ model: model, el: el });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
+"""
 
 
 def _with_buffers(model: dict) -> dict:
@@ -138,8 +127,9 @@ def widget_html(model_id: str, state: dict) -> str:
     if model is None:
         return ""
     s = _with_buffers(model)
-    if "_widget_data" in s and "_widget_layout" in s:  # plotly FigureWidget (anywidget)
-        return figure_html({"data": s["_widget_data"], "layout": s["_widget_layout"]})
+    if s.get("_anywidget_id") == LIVE_FIGURE and s.get("figure"):   # nl.live's figure
+        figure = s["figure"]
+        return figure_html({"data": figure["data"], "layout": figure["layout"]})
     inner = "".join(widget_html(c.replace("IPY_MODEL_", ""), state)
                     for c in s.get("children") or [])
     return f"<div>{inner}</div>" if inner else ""
@@ -184,7 +174,8 @@ def _output(out: dict, state: dict, ids) -> dict | None:
 
 
 def has_figure(cell) -> bool:
-    return any("plotly-graph-div" in str(o.get("data", {}).get("text/html", ""))
+    return any(any(mark in str(o.get("data", {}).get("text/html", ""))
+                   for mark in ("plotly-graph-div", "nsde-live"))
                for o in cell.get("outputs", []))
 
 

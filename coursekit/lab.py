@@ -150,7 +150,8 @@ def running_lab(notebook_dir: Path, *, env: dict[str, str] | None = None,
         env: extra environment variables for the server and the kernels it starts
             (e.g. ``{"NSDE_QUICK": "1"}``).
         settings: extra user settings, keyed by plugin id.
-        expose_app: set ``window.jupyterapp`` in the page (for tests that drive commands).
+        expose_app: set ``window.jupyterapp`` in JupyterLab's and Notebook 7's pages (for
+            tests that drive commands).
         startup_timeout: seconds to wait for the server to answer.
 
     Yields:
@@ -166,7 +167,9 @@ def running_lab(notebook_dir: Path, *, env: dict[str, str] | None = None,
         write_settings(profile / "settings", {**QUIET_SETTINGS, **(settings or {})})
         config = {"LabApp": {"news_url": None,
                              "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                             "expose_app_in_browser": expose_app}}
+                             "expose_app_in_browser": expose_app},
+                  # the same server serves Jupyter Notebook 7 (/tree, /notebooks/...)
+                  "JupyterNotebookApp": {"expose_app_in_browser": expose_app}}
         (profile / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
         server_env = {**os.environ, **(env or {}),
                       "JUPYTER_CONFIG_DIR": str(profile / "config"),

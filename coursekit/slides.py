@@ -139,13 +139,13 @@ DECK = """<!DOCTYPE html>
 .reveal h1 {{ font-size: 1.6em; }} .reveal h2 {{ font-size: 1.25em; }}
 .reveal section p, .reveal section li {{ text-align: left; }}
 .reveal .formula {{ margin: 0.6em 0; }}
-.reveal .plotly-graph-div {{ margin: 0 auto; }}
+.reveal .js-plotly-plot {{ margin: 0 auto; }}
 .reveal .nsde-live-note {{ font-size: 0.55em; color: #666; }}
 </style>
 <script>window.MathJax = {{tex: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]]}}}};</script>
 <script src="../_static/plotly.min.js"></script>
 <script defer src="../_static/mathjax/tex-svg.js"></script>
-<script src="../_static/nsde-sliders.js"></script>
+<script src="../_static/nsde-live-figure.js"></script>
 </head>
 <body><div class="reveal"><div class="slides">
 {slides}
@@ -156,7 +156,7 @@ DECK = """<!DOCTYPE html>
 Reveal.initialize({{hash: true, width: 1200, height: 800, plugins: [RevealNotes]}});
 // a figure drawn while its slide was hidden has no width yet: size it when it shows
 Reveal.on("slidechanged", function (event) {{
-  event.currentSlide.querySelectorAll(".plotly-graph-div").forEach(function (gd) {{
+  event.currentSlide.querySelectorAll(".js-plotly-plot").forEach(function (gd) {{
     window.Plotly.Plots.resize(gd);
   }});
 }});

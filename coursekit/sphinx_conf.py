@@ -2,7 +2,8 @@
 
 Sphinx + MyST-NB + sphinx-book-theme, fully offline (why this builder: see
 :mod:`coursekit.site`). Every script and style the pages load sits in ``_static``: MathJax 3
-(SVG output), plotly.js, ``nsde-sliders.js`` and ``nsde.css`` (``coursekit/site_static/``).
+(SVG output), plotly.js, ``nsde-live-figure.js`` (the slider figures' page code, written by the
+build) and ``nsde.css`` (``coursekit/site_static/``).
 """
 from coursekit.bootstrap import repository_url
 
@@ -28,7 +29,7 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type"]
 mathjax_path = "mathjax/tex-svg.js"
 html_static_path = ["_static"]
 html_extra_path = ["_extra"]          # downloads/ and slides/, copied as they are
-html_js_files = ["plotly.min.js", "nsde-sliders.js"]
+html_js_files = ["plotly.min.js", "nsde-live-figure.js"]
 html_css_files = ["nsde.css"]
 html_copy_source = False
 html_show_sourcelink = False

@@ -1,16 +1,19 @@
-"""The live course in a real browser: JupyterLab, Chromium, a slider moved, a figure redrawn.
+"""The live course in a real browser: JupyterLab and Jupyter Notebook 7, Chromium, a slider
+moved, a figure redrawn.
 
 nbval proves that the notebooks run; this proves that a reader sees the figure change. One
-JupyterLab (loopback, random token, quick mode, fresh profile) serves the tests of this module;
-for each notebook a fresh page opens it, runs all cells, presses an arrow key on the slider's
-handle and reads what the plotly graph div shows (its traces' data, its title) out of the page
-before and after.
+Jupyter server (loopback, random token, quick mode, fresh profile) serves both front ends; for
+each notebook and front end a fresh page opens it, runs all cells, presses an arrow key on the
+slider (a range input of the live figure, ``nl.live``) and reads what the plotly graph div shows
+(its traces' data, its title) out of the page before and after.
 
-It also times every slider of the notebook it opens: key press on the handle → plotly redrew the
-figure and a frame was drawn, median of several presses, split into the browser's part, the round
-trip through server and kernel, and the redraw. The times are printed and written
-to ``build/slider-latency.json``, not asserted (speed is measured, not unit-tested); set
-``NSDE_BROWSER_DEFAULT=1`` to run the notebooks with their default parameters instead of quick mode.
+It also times every slider of the notebook it opens: key press → plotly redrew the figure and a
+frame was painted, median of several presses; a press the page drew from its precomputed frames
+splits into the browser's part and the redraw, a press that went through the kernel into the
+browser's part, the round trip through server and kernel, and the redraw. The times are printed
+and written to ``build/slider-latency.json``, not asserted (speed is measured, not unit-tested);
+set ``NSDE_BROWSER_DEFAULT=1`` to run the notebooks with their default parameters instead of quick
+mode, ``NSDE_BROWSER_ALL=1`` for every chapter.
 """
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ from coursekit.lab import running_lab
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
+
+# Front ends served by the one server: (name, the URL path that opens a notebook in it).
+FRONT_ENDS = {"lab": "lab/workspaces/e2e-{stem}/tree/{name}?reset",
+              "notebook7": "notebooks/{name}"}
 
 # (notebook prefix, exact slider description, the issue that writes the notebook)
 SLIDERS = [
@@ -85,11 +92,12 @@ RUN_ALL_JS = f"""async (ms) => {{
     return {{errors, unrun, kernel: panel.sessionContext.session.kernel.status}};
 }}"""
 
-# The plotly graph div in the same VBox as the slider (nsde_lib.widgets.live puts them there).
+# The plotly graph div of the live figure the slider belongs to (live_figure.js).
+BOX = ".nsde-live-figure"
 MARK_FIGURE_JS = """(slider) => {
-    const box = slider.closest('.widget-vbox');
+    const box = slider.closest('.nsde-live-figure');
     const graph = box && box.querySelector('.js-plotly-plot');
-    if (!graph) return false;
+    if (!graph || !graph.querySelector('.main-svg')) return false;
     graph.setAttribute('data-e2e-figure', '');
     return true;
 }"""
@@ -131,59 +139,58 @@ WS_LOG_JS = """(() => {
     window.WebSocket = Logged;
 })();"""
 
-# Time one key press on a slider's handle until plotly has redrawn its figure (the graph div's
-# 'plotly_afterplot' event, which a data update ends with) and a frame was painted. Listening
-# costs the page nothing, where reading the figure's data every frame would slow what is timed.
-# Also returned: when the first message left for the kernel and when the last message before the
-# redraw arrived (the figure's update), both from the key press; and when the page itself began
-# to show a precomputed position (the FrameSwitch's 'nsde-frame' event: no kernel in the way).
-PRESS_JS = """async ([index, key]) => {
-    const sliders = Array.from(document.querySelectorAll('.widget-slider'));
-    const slider = sliders[index], handle = slider.querySelector('.noUi-handle');
-    const box = slider.closest('.widget-vbox'), graph = box.querySelector('.js-plotly-plot');
+# Time one key press on a slider (its range input) until plotly has redrawn its figure (the
+# graph div's 'plotly_afterplot' event, which a redraw ends with) and a frame was painted.
+# Listening costs the page nothing, where reading the figure's data every frame would slow what is
+# timed. The press itself is a real key press (Playwright's), so the clock starts at its keydown.
+# Also kept: when the first message left for the kernel and when the last message before the
+# redraw arrived (the figure from the kernel), both from the key press; and when the page itself
+# began to show a precomputed position (live_figure.js's 'nsde-frame' event: no kernel in the way).
+ARM_JS = """(index) => {
+    const input = document.querySelectorAll('.nsde-live-figure input[type=range]')[index];
+    const box = input.closest('.nsde-live-figure'), graph = box.querySelector('.js-plotly-plot');
     const log = window.__nsdeWs || [];
-    handle.focus();
-    return await new Promise((resolve) => {
-        let t0 = null, framed = null;
-        const started = () => { if (t0 !== null && framed === null) framed = performance.now() - t0; };
-        const stop = () => {
-            graph.removeListener('plotly_afterplot', drawn);
-            box.removeEventListener('nsde-frame', started);
-        };
-        const timer = setTimeout(() => { stop(); resolve(null); }, 10000);
-        const drawn = () => {
-            if (t0 === null) return;
-            const now = performance.now();
-            clearTimeout(timer);
-            stop();
-            const seen = log.filter(m => m[1] >= t0 && m[1] <= now);
-            const sent = seen.find(m => m[0] === 'out');
-            const got = seen.filter(m => m[0] === 'in').pop();
-            requestAnimationFrame(() => resolve({
-                total: performance.now() - t0,
-                sent: sent ? sent[1] - t0 : null,
-                received: got ? got[1] - t0 : null,
-                framed}));
-        };
-        graph.on('plotly_afterplot', drawn);
-        box.addEventListener('nsde-frame', started);
-        t0 = performance.now();
-        handle.dispatchEvent(new KeyboardEvent('keydown', {key, code: key, bubbles: true}));
-    });
+    window.__nsdePress = null;
+    let t0 = null, framed = null;
+    const started = () => { if (t0 !== null && framed === null) framed = performance.now() - t0; };
+    const down = () => { if (t0 === null) t0 = performance.now(); };
+    const stop = () => {
+        graph.removeListener('plotly_afterplot', drawn);
+        box.removeEventListener('nsde-frame', started);
+        input.removeEventListener('keydown', down, true);
+    };
+    const timer = setTimeout(() => { stop(); window.__nsdePress = 'timeout'; }, 10000);
+    const drawn = () => {
+        if (t0 === null) return;
+        const now = performance.now();
+        clearTimeout(timer);
+        stop();
+        const seen = log.filter(m => m[1] >= t0 && m[1] <= now);
+        const sent = seen.find(m => m[0] === 'out');
+        const got = seen.filter(m => m[0] === 'in').pop();
+        requestAnimationFrame(() => { window.__nsdePress = {
+            total: performance.now() - t0,
+            sent: sent ? sent[1] - t0 : null,
+            received: got ? got[1] - t0 : null,
+            framed}; });
+    };
+    graph.on('plotly_afterplot', drawn);
+    box.addEventListener('nsde-frame', started);
+    input.addEventListener('keydown', down, true);
+    input.focus();
 }"""
 
 AT_MAX_JS = """(i) => {
-    const h = document.querySelectorAll('.widget-slider')[i].querySelector('.noUi-handle');
-    return h.getAttribute('aria-valuenow') === h.getAttribute('aria-valuemax');
+    const input = document.querySelectorAll('.nsde-live-figure input[type=range]')[i];
+    return input.value === input.max;
 }"""
 
-# Every slider of the page whose VBox holds a plotly figure (the ones nl.live built).
-LIVE_SLIDERS_JS = """() => Array.from(document.querySelectorAll('.widget-slider')).map((s, i) => {
-    const box = s.closest('.widget-vbox');
-    const label = s.querySelector('.widget-label');
-    return box && box.querySelector('.js-plotly-plot')
-        ? [i, label ? label.innerText.trim() : '?'] : null;
-}).filter(Boolean)"""
+# Every range input of a live figure, with its control's description.
+LIVE_SLIDERS_JS = """() => Array.from(
+    document.querySelectorAll('.nsde-live-figure input[type=range]')).map((input, i) => {
+        const name = input.closest('.nsde-control').querySelector('.nsde-control-name');
+        return [i, name ? name.textContent.trim() : '?'];
+    })"""
 
 
 def _median(values):
@@ -191,13 +198,23 @@ def _median(values):
     return round(values[len(values) // 2], 1) if values else None
 
 
-# How many live figures hold their precomputed frames (nsde_lib FrameSwitch), of how many.
+# How many live figures hold their precomputed frames (live_figure.js), of how many.
 FRAMES_READY_JS = """() => {
-    const boxes = Array.from(document.querySelectorAll('.widget-vbox'))
-        .filter(b => b.querySelector(':scope > .widget-hbox .widget-slider, :scope > .widget-hbox select')
-                     && b.querySelector('.js-plotly-plot'));
-    return [boxes.filter(b => b.dataset.nsdeFrames).length, boxes.length];
+    const boxes = Array.from(document.querySelectorAll('.nsde-live-figure'));
+    return [boxes.filter(b => Number(b.dataset.nsdeFrames) > 0).length, boxes.length];
 }"""
+
+
+def _press(page, index: int, key: str):
+    """One timed key press on the ``index``-th live slider (see :data:`ARM_JS`), or None."""
+    page.evaluate(ARM_JS, index)
+    page.keyboard.press(key)
+    try:
+        page.wait_for_function("() => window.__nsdePress !== null", timeout=12_000)
+    except Exception:
+        return None
+    timed = page.evaluate("() => window.__nsdePress")
+    return timed if isinstance(timed, dict) else None
 
 
 def _time_sliders(page, name: str) -> dict:
@@ -222,7 +239,7 @@ def _time_sliders(page, name: str) -> dict:
         at_max = page.evaluate(AT_MAX_JS, index)      # then the first press goes left
         for k in range(PRESSES):
             key = "ArrowRight" if (k % 2 == 0) != at_max else "ArrowLeft"
-            timed = page.evaluate(PRESS_JS, [index, key])
+            timed = _press(page, index, key)
             if timed is not None:
                 presses.append(timed)
             page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
@@ -319,10 +336,11 @@ def test_lab_listens_on_loopback_only(lab):
         assert s.connect_ex((address, lab.port)) != 0, f"JupyterLab answers on {address}"
 
 
+@pytest.mark.parametrize("front", list(FRONT_ENDS))
 @pytest.mark.parametrize("prefix, description, author", SLIDERS,
                          ids=[f"{p}-{d}" for p, d, _ in SLIDERS])
 def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, prefix,
-                                                description, author):
+                                                description, author, front):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     path = _notebook(prefix)
@@ -339,11 +357,11 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
     before_png = after_png = None
     started = time.perf_counter()
     try:
-        # a workspace of its own, reset: no tab of an earlier test (or session) reopens
-        page.goto(lab.url(f"lab/workspaces/e2e-{prefix}/tree/{path.name}?reset"))
+        # JupyterLab: a workspace of its own, reset, so no tab of an earlier test reopens
+        page.goto(lab.url(FRONT_ENDS[front].format(stem=path.stem, name=path.name)))
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook")
         ready = page.wait_for_function(KERNEL_READY_JS, timeout=120_000).json_value()
-        assert ready == "idle", f"JupyterLab asked instead of starting the kernel: {ready}"
+        assert ready == "idle", f"{front} asked instead of starting the kernel: {ready}"
         opened_s = time.perf_counter() - started
 
         run = page.evaluate(RUN_ALL_JS, RUN_ALL_TIMEOUT_S * 1000)
@@ -352,22 +370,26 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
         page.wait_for_function(KERNEL_READY_JS, timeout=60_000)
         ran_s = time.perf_counter() - started
 
-        label = re.compile(rf"^\s*{re.escape(description)}\s*$")
-        slider = page.locator(".widget-slider").filter(
-            has=page.locator(".widget-label", has_text=label)).first
+        slider = page.locator(f"{BOX} .nsde-control").filter(
+            has=page.locator(".nsde-control-name", has_text=re.compile(
+                rf"^\s*{re.escape(description)}\s*$"))).first
         slider.scroll_into_view_if_needed()
-        assert slider.evaluate(MARK_FIGURE_JS), (
-            f"no plotly figure in the box of the {description!r} slider")
+        try:   # plotly.js may still be on its way (sent once per page by the kernel)
+            page.wait_for_function(MARK_FIGURE_JS, arg=slider.element_handle(),
+                                   timeout=UPDATE_TIMEOUT_S * 1000)
+        except PlaywrightTimeout:
+            raise AssertionError(f"no plotly figure drawn in the box of the {description!r} "
+                                 f"slider within {UPDATE_TIMEOUT_S} s") from None
         before = _settled_trace(page)
         before_png = page.screenshot()
 
-        handle = slider.locator(".noUi-handle")
-        value = float(handle.get_attribute("aria-valuenow"))
-        key = "ArrowLeft" if value > float(handle.get_attribute("aria-valuemin")) else "ArrowRight"
+        handle = slider.locator("input[type=range]")
+        value = int(handle.input_value())
+        key = "ArrowLeft" if value > int(handle.get_attribute("min")) else "ArrowRight"
         handle.focus()
         handle.press(key)
-        moved = _poll(lambda: float(handle.get_attribute("aria-valuenow")), lambda v: v != value)
-        assert moved != value, f"{key} on the {description!r} handle did not move it from {value}"
+        moved = _poll(lambda: int(handle.input_value()), lambda v: v != value)
+        assert moved != value, f"{key} on the {description!r} slider did not move it from {value}"
         try:
             page.wait_for_function(TRACE_CHANGED_JS, arg=before, timeout=UPDATE_TIMEOUT_S * 1000)
         except PlaywrightTimeout:
@@ -377,16 +399,21 @@ def test_dragging_the_slider_redraws_the_figure(chromium, lab, save_failure, pre
                 f"{UPDATE_TIMEOUT_S} s: the slider is not wired to the figure") from None
         after = json.loads(page.evaluate(TRACE_JS))
         assert len(after[1]) == len(json.loads(before)[1]), "the figure's traces changed in number"
-        print(f"{path.name}: lab + kernel up in {opened_s:.1f} s, all cells ran by {ran_s:.1f} s; "
-              f"'{description}' {key} redrew the figure; {time.perf_counter() - started:.1f} s")
-        timed = _time_sliders(page, path.stem)
+        print(f"{path.name} in {front}: server + kernel up in {opened_s:.1f} s, all cells ran by "
+              f"{ran_s:.1f} s; '{description}' {key} redrew the figure; "
+              f"{time.perf_counter() - started:.1f} s")
+        timed = _time_sliders(page, f"{path.stem} ({front})")
         assert description in timed, f"the {description!r} slider was not timed: {timed}"
+        sliders = [label for _, label in page.evaluate(LIVE_SLIDERS_JS)]
+        assert len(timed) == len(sliders), (
+            f"a key press on {sorted(set(sliders) - {k.split(' #')[0] for k in timed})} "
+            f"never redrew its figure (timed: {sorted(timed)})")
     except Exception:
         try:
             after_png = page.screenshot()
         except Exception:  # the page itself may be gone
             pass
-        folder = save_failure(f"{path.stem}", {"before": before_png, "after": after_png},
+        folder = save_failure(f"{path.stem}-{front}", {"before": before_png, "after": after_png},
                               {"console": "\n".join(console), "server": lab.log()})
         print(f"screenshots and logs of the failure: {folder}")
         raise

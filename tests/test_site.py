@@ -34,7 +34,7 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import nsde_lib as nl
-fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+fig = go.Figure(go.Scatter(y=np.zeros(3)))
 amp = nl.slider("amplitude a", 1.0, 0.0, 5.0, 0.5)
 
 def update(a):
@@ -46,7 +46,7 @@ nl.live(fig, update, a=amp)"""
 MOVE_CELL = "amp.value = 4.0   # as a reader would drag it"
 
 TWO_CONTROLS_CELL = """\
-fig2 = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+fig2 = go.Figure(go.Scatter(y=np.zeros(3)))
 shift = widgets.Dropdown(options=[("none", 0.0), ("ten", 10.0)], value=0.0, description="shift")
 scale = nl.slider("scale", 1.0, 1.0, 3.0, 1.0)
 
@@ -144,17 +144,32 @@ def test_nothing_is_loaded_from_the_network(site):
     assert "require.js" not in chapter and "widget-view" not in chapter
 
 
-def test_slider_figures_become_plotly_sliders_over_precomputed_frames(site):
+def live_states(chapter: str) -> list[dict]:
+    """The page states of a site page's slider figures, in order."""
+    return [json.loads(m.replace("<\\/", "</")) for m in re.findall(
+        r"<div class='nsde-live' id='[^']+'><script type='application/json' "
+        r"class='nsde-live-state'>(.*?)</script>", chapter, flags=re.S)]
+
+
+def test_slider_figures_carry_their_precomputed_states_for_the_live_page_code(site):
     out, _, _ = site
     chapter = page(out, "00_tiny")
-    boxes = re.findall(r"<div class='nsde-live' data-sliders='(\d)'", chapter)
-    assert boxes == ["1", "2"]
-    assert "Plotly.addFrames" in chapter and '"sliders"' in chapter
+    one, two = live_states(chapter)
+    assert "_static/nsde-live-figure.js" in chapter
     # the one-control figure starts where the kernel started (a = 1), not where the test cell
     # left it (a = 4), and the frame for a = 4 holds 4 x (1.5, 2.5, 3.5)
-    assert "slider at 1.0" in chapter
-    assert re.search(r'"y":\s*\[6\.0,\s*10\.0,\s*14\.0\]', chapter)
-    assert "scale 3, shift 10" in chapter   # the two-control figure's last combination
+    (a,) = one["controls"]
+    assert a["kind"] == "slider" and a["values"][one["index"]["a"]] == 1.0
+    assert one["figure"]["layout"]["title"]["text"] == "slider at 1.0"
+    at_4 = {f["name"]: f for f in one["frames"]["frames"]}[str(a["values"].index(4.0))]
+    assert at_4["data"][0]["y"] == [6.0, 10.0, 14.0]
+    # two controls: every combination, named by both positions
+    shift, scale = two["controls"]
+    assert shift["kind"] == "select" and shift["labels"] == ["none", "ten"]
+    frames = {f["name"]: f for f in two["frames"]["frames"]}
+    assert len(frames) == 2 * 3
+    assert frames["1-2"]["layout"]["title"]["text"] == "scale 3, shift 10"
+    assert frames["1-2"]["data"][0]["y"] == [13.0, 16.0, 19.0]
 
 
 def test_progress_bars_leave_no_text_and_the_rest_of_the_output_stays(site):
@@ -226,21 +241,6 @@ def test_a_partial_build_keeps_the_other_chapters_records(tmp_path):
     assert "3.5 s" in text and "**failed**" in text and "not built yet" in text
 
 
-def test_sync_figure_state_stores_what_the_figure_shows_now():
-    import numpy as np
-    import plotly.graph_objects as go
-
-    from nsde_lib import sync_figure_state
-
-    fig = go.FigureWidget(go.Scatter(y=[0.0, 0.0]))
-    fig.data[0].y = np.array([2.0, 7.0])
-    fig.layout.title.text = "moved"
-    assert list(fig._widget_data[0]["y"]) == [0.0, 0.0]   # what plotly alone would save
-    assert sync_figure_state() >= 1
-    assert list(fig._widget_data[0]["y"]) == [2.0, 7.0]
-    assert fig._widget_layout["title"]["text"] == "moved"
-
-
 # --- in Chromium, from file://, offline ------------------------------------------------------------
 
 def offline_page(chromium):
@@ -251,26 +251,16 @@ def offline_page(chromium):
     return browser_page, errors
 
 
-def drag(browser_page, box_index: int, slider_index: int, fraction: float) -> None:
-    """Click a plotly slider's rail at ``fraction`` of its length, as a reader would."""
-    box = browser_page.locator(".nsde-live").nth(box_index)
-    box.scroll_into_view_if_needed()
-    rail = box.locator(".slider-rail-touch-rect").nth(slider_index).bounding_box()
-    browser_page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
-
-
-def figure_traces_y(browser_page, box_index: int) -> list:
-    """Every trace's y values of the ``box_index``-th live figure (a slider may leave trace 0,
-    say an exact solution, as it is and move the others)."""
-    return browser_page.evaluate(
-        "i => Array.from(document.querySelectorAll('.nsde-live .plotly-graph-div')[i].data,"
-        " d => Array.from(d.y || [], Number))", box_index)
-
-
 def figure_y(browser_page, box_index: int):
     return browser_page.evaluate(
-        "i => Array.from(document.querySelectorAll('.nsde-live .plotly-graph-div')[i].data[0].y,"
+        "i => Array.from(document.querySelectorAll('.nsde-live .js-plotly-plot')[i].data[0].y,"
         " Number)", box_index)
+
+
+def wait_y0_above(browser_page, box_index: int, bound: float) -> None:
+    browser_page.wait_for_function(
+        "([i, bound]) => document.querySelectorAll('.nsde-live .js-plotly-plot')[i]"
+        ".data[0].y[0] > bound", arg=[box_index, bound])
 
 
 def math_report(browser_page) -> dict:
@@ -297,22 +287,20 @@ def test_the_sliders_move_their_figures_on_a_file_page(chromium, site):
     out, _, _ = site
     browser_page, errors = offline_page(chromium)
     browser_page.goto((out / "site" / "00_tiny.html").as_uri())
-    browser_page.wait_for_selector(".nsde-live .slider-rail-touch-rect")
+    browser_page.wait_for_selector(".nsde-live .js-plotly-plot .main-svg")
     assert figure_y(browser_page, 0) == [1.5, 2.5, 3.5]
-    drag(browser_page, 0, 0, 1.0)          # a = 5
-    browser_page.wait_for_function(
-        "() => document.querySelectorAll('.nsde-live .plotly-graph-div')[0].data[0].y[0] > 7")
+    first, second = (browser_page.locator(".nsde-live").nth(k) for k in (0, 1))
+    first.locator("input[type=range]").press("End")          # a = 5, from the keyboard
+    wait_y0_above(browser_page, 0, 7)
     assert figure_y(browser_page, 0) == [7.5, 12.5, 17.5]
-    title = browser_page.locator(".nsde-live").nth(0).locator(".gtitle").text_content()
-    assert title == "slider at 5.0"
-    # two controls: move "shift" to "ten", then "scale" to 3: the frame of both positions
-    drag(browser_page, 1, 0, 1.0)
-    browser_page.wait_for_function(
-        "() => document.querySelectorAll('.nsde-live .plotly-graph-div')[1].data[0].y[0] > 5")
+    assert first.locator(".gtitle").text_content() == "slider at 5.0"
+    assert first.locator("output").text_content() == "5.00"   # the readout follows
+    # two controls: choose "ten", then move "scale" to 3: the frame of both positions
+    second.locator("select").select_option(label="ten")
+    wait_y0_above(browser_page, 1, 5)
     assert figure_y(browser_page, 1) == [11.0, 12.0, 13.0]
-    drag(browser_page, 1, 1, 1.0)
-    browser_page.wait_for_function(
-        "() => document.querySelectorAll('.nsde-live .plotly-graph-div')[1].data[0].y[0] > 12")
+    second.locator("input[type=range]").press("End")
+    wait_y0_above(browser_page, 1, 12)
     assert figure_y(browser_page, 1) == [13.0, 16.0, 19.0]
     browser_page.close()
     assert not errors, errors

@@ -1,4 +1,6 @@
-"""`nl.live`: the kernel behaviour, and the static states a page without a kernel drags.
+"""`nl.live`: the kernel's half of a live figure, and the static states a page without a kernel
+drags. The page half (``live_figure.js``) is driven in a browser by test_browser_lab.py and
+test_site.py.
 
 The figures here are tiny, with updates whose result is known in closed form, so every
 precomputed frame is checked against the formula, not against the code that made it.
@@ -14,14 +16,14 @@ import plotly.graph_objects as go
 import pytest
 
 from nsde_lib.course import widgets as live_widgets
-from nsde_lib.course.widgets import (STATIC_ENV, STATIC_MIME, control_positions, live, slider,
-                                     int_slider, static_states)
+from nsde_lib.course.widgets import (STATIC_ENV, STATIC_MIME, LiveFigure, control_positions,
+                                     int_slider, live, page_state, slider, static_states)
 
 SHAPE = np.array([1.5, 2.5, 3.5])
 
 
 def amplitude_figure():
-    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+    fig = go.Figure(go.Scatter(y=np.zeros(3)))
     calls = []
 
     def update(a, shift=0.0):
@@ -87,7 +89,7 @@ def test_two_controls_give_every_combination_named_by_positions():
 
 
 def test_only_what_changes_travels_in_a_frame_with_gaps_and_four_digits():
-    fig = go.FigureWidget()
+    fig = go.Figure()
     fig.add_scatter(x=[0, 1, 2], y=[0.0, 0.0, 0.0], name="moves")
     fig.add_scatter(x=[0, 1, 2], y=[5.0, 5.0, 5.0], name="fixed")
 
@@ -106,26 +108,26 @@ def test_no_static_states_without_the_variable_and_the_update_runs_once(monkeypa
     monkeypatch.delenv(STATIC_ENV, raising=False)
     fig, update, calls = amplitude_figure()
     box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 0.5))
-    bundle = box._repr_mimebundle_()
+    bundle, _ = box._repr_mimebundle_()
     assert STATIC_MIME not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
     assert len(calls) == 1          # live() draws once; nothing precomputed: the speed is unchanged
-    assert isinstance(box, widgets.VBox) and box.children[1] is fig
+    assert isinstance(box, LiveFigure) and box.fig is fig
 
 
 def test_with_the_variable_the_bundle_carries_the_states_computed_once(monkeypatch):
     monkeypatch.setenv(STATIC_ENV, "1")
     fig, update, calls = amplitude_figure()
     box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 0.5))
-    first = box._repr_mimebundle_()[STATIC_MIME]
+    first = box._repr_mimebundle_()[0][STATIC_MIME]
     n_calls = len(calls)
-    again = box._repr_mimebundle_()[STATIC_MIME]
+    again = box._repr_mimebundle_()[0][STATIC_MIME]
     assert again is first and len(calls) == n_calls
     assert len(first["frames"]) == len(first["controls"][0]["values"])
 
 
 def test_an_update_that_adds_traces_keeps_the_live_figure_and_warns(monkeypatch):
     monkeypatch.setenv(STATIC_ENV, "1")
-    fig = go.FigureWidget(go.Scatter(y=[0.0]))
+    fig = go.Figure(go.Scatter(y=[0.0]))
 
     def update(a):
         if a > 2:
@@ -134,7 +136,7 @@ def test_an_update_that_adds_traces_keeps_the_live_figure_and_warns(monkeypatch)
     box = live(fig, update, a=slider("a", 1.0, 0.0, 5.0, 1.0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bundle = box._repr_mimebundle_()
+        bundle, _ = box._repr_mimebundle_()
     assert STATIC_MIME not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
     assert any("adds or removes traces" in str(w.message) for w in caught)
 
@@ -147,153 +149,88 @@ def test_too_many_combinations_is_refused_by_name():
         static_states(fig, lambda a, shift: update(a, shift), {"a": a, "shift": b}, max_states=48)
 
 
-# --- the page switching precomputed positions (FrameSwitch) -----------------------------------
+# --- the live figure: what the page is sent, and what a move does ---------------------------------
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Every update message a FigureWidget sends to the page, as (restyle, relayout) pairs."""
-    messages = []
-    original = go.FigureWidget._send_update_msg
-
-    def record(self, restyle_data, relayout_data, *args, **kwargs):
-        messages.append((restyle_data, relayout_data))
-        return original(self, restyle_data, relayout_data, *args, **kwargs)
-
-    monkeypatch.setattr(go.FigureWidget, "_send_update_msg", record)
-    return messages
+def ys(box) -> list:
+    """The first trace's y as the page was last sent it (the synced ``figure``)."""
+    return box.figure["data"][0]["y"]
 
 
-def test_the_switch_joins_the_box_when_the_page_has_drawn_the_figure():
-    fig, update, _ = amplitude_figure()
-    box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 2.0, 0.5))
-    assert box.switch is None and len(box.children) == 2 and not box.covered()   # no page yet
-    fig._view_count = 1                   # what the page reports when it shows the figure
-    assert isinstance(box.switch, live_widgets.FrameSwitch) and box.children[-1] is box.switch
-    assert box.attach_switch() is box.switch and len(box.children) == 3   # once
-    assert box.switch.lock is box.lock
-
-
-def test_the_page_gets_every_step_of_every_control_and_how_to_find_it():
-    fig, update, _ = amplitude_figure()
-    amp = slider("amplitude", 1.0, 0.0, 3.0, 0.25)
-    shift = widgets.Dropdown(options=[("none", 0.0), ("up", 10.0)], value=0.0)
-    box = live(fig, update, a=amp, shift=shift)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    states = switch.compute_states()
-    a_control, shift_control = states["controls"]
-    np.testing.assert_allclose(a_control["values"], np.arange(13) * 0.25)   # every step
-    assert (a_control["by_index"], a_control["tolerance"]) == (False, 0.0625)
-    assert shift_control["by_index"] and shift_control["values"] == [0.0, 10.0]
-    assert len(states["frames"]) == 13 * 2 and "figure" not in states and states["token"]
-    for frame in states["frames"]:
-        i, j = map(int, frame["name"].split("-"))
-        np.testing.assert_allclose(frame["data"][0]["y"], 0.25 * i * SHAPE + 10.0 * j, rtol=1e-3)
-
-
-def test_too_many_steps_fall_back_to_a_handful_and_those_are_all_the_page_covers():
-    fig, update, _ = amplitude_figure()
-    amp = slider("amplitude", 1.0, 0.0, 100.0, 0.5)             # 201 steps: over the limit
-    box = live(fig, update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    switch._message(None, {"want": True}, [])
-    switch._message(None, {"have": switch.states["token"]}, [])
-    values = switch.states["controls"][0]["values"]
-    assert len(values) <= live_widgets.POSITIONS + 3 and 1.0 in values
-    assert switch.covers()
-    amp.value = next(v + 0.5 for v in values if v + 0.5 not in values)
-    assert not switch.covers()                               # the kernel draws this one
-
-
-def test_trying_positions_sends_nothing_and_leaves_the_figure_where_it_was(sent):
+def test_the_page_gets_every_step_of_every_control_and_the_figure_where_they_stand():
     fig, update, calls = amplitude_figure()
-    amp = slider("amplitude", 1.5, 0.0, 2.0, 0.5)
+    amp = slider("amplitude", 1.0, 0.0, 3.0, 0.25)
+    shift = widgets.Dropdown(options=[("none", 0.0), ("up", 10.0)], value=10.0)
+    box = live(fig, update, a=amp, shift=shift)
+    a_control, shift_control = box.controls
+    assert a_control["kind"] == "slider" and a_control["description"] == "amplitude"
+    np.testing.assert_allclose(a_control["values"], np.arange(13) * 0.25)      # every step
+    assert a_control["labels"][4] == "1.00"                                    # its readout
+    assert shift_control == {"name": "shift", "kind": "select", "description": "shift",
+                             "values": [0.0, 10.0], "labels": ["none", "up"]}
+    assert box.index == {"a": 4, "shift": 1}
+    np.testing.assert_allclose(ys(box), 1.0 * SHAPE + 10.0)
+    assert box.figure["at"] == box.index and box.frames == {} and len(calls) == 1
+
+
+def test_a_move_in_the_page_moves_the_kernels_control_and_the_kernel_draws_it():
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
     box = live(fig, update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    before = len(sent)
-    switch._message(None, {"want": True}, [])
-    assert len(switch.states["frames"]) == 5 and len(sent) == before
+    box.index = {"a": 3}                  # what the page sets when the reader moves the slider
+    assert amp.value == 1.5 and calls[-1] == (1.5, 0.0) and len(calls) == 2   # drawn once
     np.testing.assert_allclose(fig.data[0].y, 1.5 * SHAPE)
-    assert calls[-1] == (1.5, 0.0)
+    np.testing.assert_allclose(ys(box), 1.5 * SHAPE)          # no frames: the figure is sent
+    assert box.figure["at"] == {"a": 3}
 
 
-def test_once_the_page_holds_the_frames_a_move_updates_the_kernel_quietly(sent):
+def test_a_move_in_code_moves_the_page_too():
+    fig, update, _ = amplitude_figure()
+    shift = widgets.Dropdown(options=[0.0, 10.0, 20.0], value=0.0)
+    amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp, shift=shift)
+    amp.value = 2.0
+    shift.value = 20.0
+    assert box.index == {"a": 4, "shift": 2}
+    np.testing.assert_allclose(ys(box), 2.0 * SHAPE + 20.0)
+
+
+def test_once_the_page_holds_the_frames_a_move_it_drew_sends_no_figure():
     fig, update, _ = amplitude_figure()
     amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
     box = live(fig, update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    start = len(sent)                     # live drew the starting position
-    switch._message(None, {"want": True}, [])
-    amp.value = 1.5                       # the states are on their way: the kernel draws
-    assert len(sent) == start + 1 and not switch.covers()
-    switch._message(None, {"have": "another token"}, [])
-    amp.value = 0.5
-    assert len(sent) == start + 2         # not the states the page was sent: still the kernel
-    switch._message(None, {"have": switch.states["token"]}, [])
-    amp.value = 2.0                       # the page drew it; the kernel's figure follows, silently
-    assert len(sent) == start + 2 and switch.covers()
-    np.testing.assert_allclose(fig.data[0].y, 2.0 * SHAPE)
+    box._message(box, {"want": "frames"}, [])          # the page asks once it drew the figure
+    assert box.frames["controls"] == [{"name": "a", "positions": [0, 1, 2, 3, 4]}]
+    for frame in box.frames["frames"]:
+        (i,) = map(int, frame["name"].split("-"))
+        np.testing.assert_allclose(frame["data"][0]["y"], 0.5 * i * SHAPE, rtol=1e-3)
+    sent = []
+    box.observe(lambda change: sent.append(change["new"]), names="figure")
+    box.index = {"a": 4}
+    assert not sent and box.covers()                   # the page drew it from its frame...
+    np.testing.assert_allclose(fig.data[0].y, 2.0 * SHAPE)     # ...and the kernel followed
     assert fig.layout.title.text == "a = 2.00, shift = 0.0"
-    assert "_send_update_msg" not in vars(fig)   # the quiet spell is over
-    with fig.batch_update():              # an edit of the reader's own still reaches the page
-        fig.data[0].y = np.ones(3)
-    assert len(sent) == start + 3 and sent[-1][0]["y"][0].tolist() == [1, 1, 1]
 
 
-def test_a_move_on_another_thread_waits_for_the_positions_being_tried():
-    import threading
-    import time
-
-    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
-
-    def slow_update(a):
-        time.sleep(0.02)
-        fig.data[0].y = a * SHAPE
-
-    amp = slider("amplitude", 0.0, 0.0, 1.0, 0.1)
-    box = live(fig, slow_update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    worker = threading.Thread(target=switch._message, args=(None, {"want": True}, []))
-    worker.start()
-    time.sleep(0.05)                      # mid-way through the eleven positions
-    amp.value = 0.7                       # ipykernel may deliver this on another thread
-    worker.join()
-    # without the lock the trial's last step (back to the old value) would win
-    np.testing.assert_allclose(fig.data[0].y, 0.7 * SHAPE)
-
-
-def test_the_page_asks_again_and_gets_the_same_answer_computed_once(monkeypatch):
-    fig, update, calls = amplitude_figure()
-    amp = slider("amplitude", 1.0, 0.0, 1.0, 0.5)
+def test_too_many_steps_fall_back_to_a_handful_and_the_kernel_draws_the_rest():
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 100.0, 0.5)             # 201 steps: over the limit
     box = live(fig, update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    answers = []
-    monkeypatch.setattr(switch, "send", answers.append)
-    switch._message(None, {"want": True}, [])
-    tried = len(calls)
-    switch._message(None, {"want": True}, [])     # the first answer went astray
-    assert len(calls) == tried and len(answers) == 2
-    assert answers[0]["states"] is answers[1]["states"] is switch.states
-    assert len(switch.states["frames"]) == 3
+    box._message(box, {"want": "frames"}, [])
+    (control,) = box.frames["controls"]
+    steps = box.controls[0]["values"]
+    covered = [steps[i] for i in control["positions"]]
+    assert len(steps) == 201 and len(covered) <= live_widgets.POSITIONS + 3 and 1.0 in covered
+    assert len(box.frames["frames"]) == len(covered) and box.covers()
+    for frame, value in zip(box.frames["frames"], covered):     # positions map names to values
+        np.testing.assert_allclose(frame["data"][0]["y"], value * SHAPE, rtol=1e-3)
+    uncovered = next(i for i in range(201) if i not in control["positions"])
+    box.index = {"a": uncovered}
+    assert not box.covers()
+    np.testing.assert_allclose(ys(box), steps[uncovered] * SHAPE)   # sent by the kernel
 
 
-def test_a_page_that_never_gets_the_answer_gets_a_fresh_switch_with_the_same_states():
-    fig, update, calls = amplitude_figure()
-    box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 1.0, 0.5))
-    first = box.attach_switch()
-    first._message(None, {"want": True, "asked": 1}, [])
-    first._message(None, {"want": True, "asked": 2}, [])          # answered again
-    assert box.switch is first
-    tried = len(calls)
-    first._message(None, {"want": True, "asked": 3}, [])          # still asking: renewed
-    second = box.switch
-    assert second is not first and first.comm is None             # the old one is closed
-    assert box.children[-1] is second and first not in box.children
-    assert second.states is first.states and len(calls) == tried  # nothing recomputed
-    assert second.lock is box.lock and second.renew == box.renew_switch
-
-
-def test_a_figure_that_cannot_be_precomputed_stays_with_the_kernel(monkeypatch):
-    fig = go.FigureWidget(go.Scatter(y=np.zeros(3)))
+def test_a_figure_that_cannot_be_precomputed_stays_with_the_kernel():
+    fig = go.Figure(go.Scatter(y=np.zeros(3)))
 
     def update(a):
         fig.data = fig.data[:1]
@@ -302,30 +239,110 @@ def test_a_figure_that_cannot_be_precomputed_stays_with_the_kernel(monkeypatch):
 
     amp = slider("amplitude", 0.0, 0.0, 1.0, 0.5)
     box = live(fig, update, a=amp)
-    switch = box.attach_switch()          # as when a page has drawn the figure
-    answers = []
-    monkeypatch.setattr(switch, "send", answers.append)
     with pytest.warns(UserWarning, match="go through the kernel: update adds or removes traces"):
-        switch._message(None, {"want": True}, [])
-    (answer,) = answers
-    assert answer["states"]["frames"] == [] and "adds or removes" in answer["states"]["why"]
-    switch._message(None, {"have": None}, [])
-    assert not switch.covers()
+        box._message(box, {"want": "frames"}, [])
+    assert box.frames["frames"] == [] and "adds or removes" in box.frames["why"]
+    box.index = {"a": 2}
+    assert not box.covers() and len(box.figure["data"]) == 2
 
 
-def test_the_switch_refuses_more_controls_than_the_page_has_slots_for():
+def test_the_frames_are_computed_once_and_trying_them_leaves_the_figure_where_it_was():
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.5, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp)
+    box._message(box, {"want": "frames"}, [])
+    tried = len(calls)
+    box._message(box, {"want": "frames"}, [])          # asked again: the answer went astray
+    assert len(calls) == tried and len(box.frames["frames"]) == 5
+    np.testing.assert_allclose(fig.data[0].y, 1.5 * SHAPE)
+    assert calls[-1] == (1.5, 0.0) and amp.value == 1.5
+
+
+def test_a_page_without_plotly_gets_the_one_the_plotly_package_ships(monkeypatch):
+    from plotly.offline import get_plotlyjs
+
     fig, update, _ = amplitude_figure()
-    controls = {f"c{k}": slider(f"c{k}", 0.0, 0.0, 1.0, 0.5) for k in range(5)}
+    box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 2.0, 0.5))
+    answers = []
+    monkeypatch.setattr(box, "send", lambda content, buffers=None: answers.append((content, buffers)))
+    box._message(box, {"want": "plotly"}, [])
+    ((content, (source,)),) = answers
+    assert content == {"plotly": True} and source.decode() == get_plotlyjs()
+
+
+def test_positions_the_figure_does_not_have_are_ignored():
+    fig, update, calls = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp)
+    for wrong in ({"a": 5}, {"a": -1}, {"a": "2"}, {"b": 1}):
+        box.index = wrong
+        assert amp.value == 1.0
+    np.testing.assert_allclose(fig.data[0].y, 1.0 * SHAPE)
+
+
+def test_a_move_on_another_thread_waits_for_the_positions_being_tried():
+    import threading
+    import time
+
+    fig = go.Figure(go.Scatter(y=np.zeros(3)))
+
+    def slow_update(a):
+        time.sleep(0.02)
+        fig.data[0].y = a * SHAPE
+
+    amp = slider("amplitude", 0.0, 0.0, 1.0, 0.1)
+    box = live(fig, slow_update, a=amp)
+    worker = threading.Thread(target=box._message, args=(box, {"want": "frames"}, []))
+    worker.start()
+    time.sleep(0.05)                      # mid-way through the eleven positions
+    amp.value = 0.7                       # ipykernel may deliver this on another thread
+    worker.join()
+    # without the lock the trial's last step (back to the old value) would win
+    np.testing.assert_allclose(fig.data[0].y, 0.7 * SHAPE)
+
+
+def test_bad_controls_are_refused_by_name():
+    fig, update, _ = amplitude_figure()
     with pytest.raises(ValueError, match="controls: at most 4"):
-        live_widgets.FrameSwitch(fig, update, controls)
+        live(fig, update, **{f"c{k}": slider(f"c{k}", 0.0, 0.0, 1.0, 0.5) for k in range(5)})
+    with pytest.raises(ValueError, match="controls: give at least one"):
+        live(fig, update)
+    with pytest.raises(TypeError, match="controls: 'a' must be an ipywidgets control"):
+        live(fig, update, a=0.5)
 
 
-def test_the_page_half_has_one_slot_per_control_the_kernel_half_links():
-    import re
-    from pathlib import Path
+def test_sync_figure_state_sends_what_the_figure_shows_now():
+    from nsde_lib import sync_figure_state
 
-    source = Path(live_widgets.__file__).with_name("frame_switch.js").read_text()
-    slots = int(re.search(r"const CONTROLS = (\d+);", source).group(1))
-    assert slots == live_widgets.FrameSwitch.MAX_CONTROLS
-    assert all(live_widgets.FrameSwitch.class_traits()[f"c{k}"].metadata.get("sync")
-               for k in range(slots))
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)
+    box = live(fig, update, a=amp)
+    box._message(box, {"want": "frames"}, [])
+    box.index = {"a": 4}                  # drawn by the page from its frame: nothing was sent
+    np.testing.assert_allclose(ys(box), 1.0 * SHAPE)
+    assert sync_figure_state() >= 1
+    np.testing.assert_allclose(ys(box), 2.0 * SHAPE)
+    assert box.figure["at"] == {"a": 4}
+
+
+def test_a_page_without_a_kernel_offers_exactly_the_precomputed_positions():
+    fig, update, _ = amplitude_figure()
+    amp = slider("amplitude", 1.0, 0.0, 100.0, 0.5)
+    shift = widgets.Dropdown(options=[0.0, 10.0], value=10.0)
+    live(fig, update, a=amp, shift=shift)
+    states = static_states(fig, update, {"a": amp, "shift": shift})
+    state = page_state(states)
+    a_values = states["controls"][0]["values"]
+    assert state["controls"][0]["values"] == a_values and state["controls"][0]["kind"] == "slider"
+    assert state["index"] == {"a": a_values.index(1.0), "shift": 1}
+    assert state["frames"]["controls"] == [{"name": "a", "positions": list(range(len(a_values)))},
+                                           {"name": "shift", "positions": [0, 1]}]
+    assert state["figure"] == states["figure"] and state["frames"]["frames"] is states["frames"]
+
+
+def test_the_site_runs_the_live_page_code_as_a_classic_script():
+    from coursekit import export
+
+    script = export.page_script()
+    assert "export default" not in script and "window.nsdeLiveFigure = { render };" in script
+    assert live_widgets.PAGE_JS.read_text().rstrip().endswith(export.EXPORT_LINE)

@@ -89,18 +89,17 @@ def with_gaps(ts, paths, n_show: int | None = None) -> tuple[np.ndarray, np.ndar
 
 
 def paths_figure(ts, paths, *, n_show: int = 20, title: str = "", yaxis: str = "y",
-                 xaxis: str = "t", widget: bool = True) -> go.Figure:
+                 xaxis: str = "t") -> go.Figure:
     """Sample paths as thin lines (one trace, :func:`with_gaps`) plus their mean as a thick one.
 
     Args:
         ts: times, shape ``(T,)``.
         paths: states, shape ``(T, n_paths)`` or ``(T, n_paths, 1)``.
         n_show: how many paths to draw (all of them enter the mean).
-        widget: return a ``go.FigureWidget`` (for sliders) instead of a ``go.Figure``.
 
     Traces: 0 the sample paths, 1 the mean.
     """
-    fig = (go.FigureWidget if widget else go.Figure)()
+    fig = go.Figure()
     fig.add_scatter(mode="lines", name="sample paths", line=dict(width=1, color=rgba(COLORS[0], 0.35)))
     fig.add_scatter(mode="lines", name="mean over all paths", line=dict(width=3, color="black"))
     set_paths(fig, ts, paths, n_show=n_show)
@@ -177,12 +176,12 @@ def band_figure(ts, bands: dict, *, quantiles=(0.1, 0.9), title: str = "", xaxis
         bands: ``{name: paths}``, paths ``(T, n_paths)`` or ``(T, n_paths, ...)`` (flattened).
         quantiles: the band's lower and upper quantile (default the 10 % – 90 % band).
         log_y: logarithmic y axis (for norms that decay exponentially).
-        widget: a ``go.FigureWidget`` (for sliders) instead of a ``go.Figure``.
+        widget: ignored (every figure is a ``go.Figure``); kept while notebooks pass it.
 
     Three traces per band, in order: lower edge, upper edge (filled down to the lower), median.
     """
     _check_quantiles(quantiles)
-    fig = (go.FigureWidget if widget else go.Figure)()
+    fig = go.Figure()
     for i, (name, paths) in enumerate(bands.items()):
         color = colors[i % len(colors)]
         ts_np, lo, mid, hi = _band(ts, paths, quantiles)
@@ -254,7 +253,7 @@ def _auto_bins(samples, n_bins=40):
 def histogram_figure(samples: dict, *, bins: dict | None = None,
                      histnorm: str = "probability density", curves: dict | None = None,
                      title: str = "", xaxis: str = "", yaxis: str | None = None,
-                     colors=COLORS, opacity: float = 0.55, widget: bool = True) -> go.Figure:
+                     colors=COLORS, opacity: float = 0.55) -> go.Figure:
     """Overlaid histograms of named samples on shared bins, with optional reference curves.
 
     Args:
@@ -267,7 +266,7 @@ def histogram_figure(samples: dict, *, bins: dict | None = None,
     Traces: one bar trace per sample, then one line per curve, in the given order.
     """
     bins = dict(bins) if bins is not None else _auto_bins(samples)
-    fig = (go.FigureWidget if widget else go.Figure)()
+    fig = go.Figure()
     for i, (name, values) in enumerate(samples.items()):
         x, y = binned(values, bins, histnorm)
         fig.add_bar(x=x, y=y, width=bins["size"], name=name, opacity=opacity,
@@ -312,8 +311,7 @@ def _poisson_pmf(mean, k_max):
     return k, np.exp(log_pmf) if mean > 0 else (k == 0).astype(float)
 
 
-def poisson_figure(events: list, T: float, rate: float, *, n_show: int = 8,
-                   widget: bool = True) -> go.Figure:
+def poisson_figure(events: list, T: float, rate: float, *, n_show: int = 8) -> go.Figure:
     """Left: N_t of ``n_show`` Poisson paths with their event times; right: the law of N_T.
 
     Args:
@@ -328,7 +326,6 @@ def poisson_figure(events: list, T: float, rate: float, *, n_show: int = 8,
 
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
                         subplot_titles=("N_t: paths and event times", "law of N_T"))
-    fig = go.FigureWidget(fig) if widget else fig
     xs, ys, ex, ey = _counting_xy(events, T, n_show)
     counts = np.array([len(e) for e in events])
     k, pmf = _poisson_pmf(rate * T, int(max(counts.max(initial=0), rate * T * 2 + 10)))
@@ -368,7 +365,7 @@ _OTHER_COLORS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
 def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy", title: str = "",
                 name: str = "h = {}", chance: float | None = None, log_x: bool = False,
-                fig: go.Figure | None = None, widget: bool = False) -> go.Figure:
+                fig: go.Figure | None = None) -> go.Figure:
     """Median line with a min–max band per group, a dot for every run that trained and an ×
     for every diverged run.
 
@@ -378,7 +375,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
         chance: where diverged runs are drawn (and a dotted line); default: their median.
         fig: add to this figure (e.g. one panel of a subplot grid) instead of a new one.
     """
-    fig = fig if fig is not None else (go.FigureWidget if widget else go.Figure)()
+    fig = fig if fig is not None else go.Figure()
     for i, (group, curve) in enumerate(summary.items()):
         color = H_COLORS.get(float(group), _OTHER_COLORS[i % len(_OTHER_COLORS)]) \
             if isinstance(group, (int, float)) else _OTHER_COLORS[i % len(_OTHER_COLORS)]

@@ -24,7 +24,7 @@ CLASS_COLORS = ("#1f77b4", "#d62728")  # class 0 blue, class 1 red (the moons)
 
 # --- 01 · Euler on x' = λx ----------------------------------------------------------------------
 
-def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.FigureWidget:
+def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.Figure:
     """Left: explicit Euler with step h against e^{λt}; right: |1 + λh| over h, the current h.
 
     Traces: 0 the Euler polygon on a fixed fine grid, 1 the Euler points, 2 the exact solution,
@@ -32,7 +32,7 @@ def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.FigureWidget
     """
     t_fine = np.linspace(0, T, 400)
     h_grid = np.linspace(0.01, h_max, 240)
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
+    fig = go.Figure(make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
                                         subplot_titles=("x(t): Euler vs exact", "|1 + λh|")))
     red = H_COLORS[1.0]
     fig.add_scatter(x=t_fine, y=np.zeros_like(t_fine), mode="lines", name="Euler, step h",
@@ -56,7 +56,7 @@ def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.FigureWidget
     return fig
 
 
-def set_euler(fig: go.FigureWidget, h: float) -> None:
+def set_euler(fig: go.Figure, h: float) -> None:
     """Draw Euler with step factor ``h`` into a :func:`euler_figure`."""
     lam, T = fig.layout.meta["lam"], fig.layout.meta["T"]
     ts, xs = euler_solution(lam, h, T)
@@ -102,7 +102,7 @@ def decision_line(layer: nn.Linear, x_range, y_range) -> tuple[list, list]:
     return list(xs), list(-(w[0] * xs + b) / w[1])
 
 
-def flow_figure(titles, *, height: int = 430, ranges=None) -> go.FigureWidget:
+def flow_figure(titles, *, height: int = 430, ranges=None) -> go.Figure:
     """One panel per title, each with the two classes' points and the head's boundary.
 
     Traces per panel ``k``: ``3k`` class 0, ``3k + 1`` class 1, ``3k + 2`` the boundary. Fill it
@@ -112,7 +112,7 @@ def flow_figure(titles, *, height: int = 430, ranges=None) -> go.FigureWidget:
     if ranges is not None and len(ranges) != len(titles):
         raise ValueError(f"flow_figure: `ranges` needs one (x range, y range) per panel "
                          f"({len(titles)}), got {len(ranges)}")
-    fig = go.FigureWidget(make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.08,
+    fig = go.Figure(make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.08,
                                         subplot_titles=list(titles)))
     for col in range(1, len(titles) + 1):
         for cls, color in enumerate(CLASS_COLORS):
@@ -129,7 +129,7 @@ def flow_figure(titles, *, height: int = 430, ranges=None) -> go.FigureWidget:
     return fig
 
 
-def set_flow(fig: go.FigureWidget, panel: int, points, labels, head: nn.Linear | None = None
+def set_flow(fig: go.Figure, panel: int, points, labels, head: nn.Linear | None = None
              ) -> None:
     """Show ``points`` ``(N, 2)`` coloured by ``labels`` in panel ``panel`` of a
     :func:`flow_figure`, with the boundary of ``head`` (or none)."""
@@ -214,12 +214,12 @@ def growth_figure(depths, curves: dict, *, title: str, y_title: str,
     return fig
 
 
-def dynamics_figure(hs) -> go.FigureWidget:
+def dynamics_figure(hs) -> go.Figure:
     """Paper 003's Fig. 2: one block's gradient norm (left) and weight norm (right) over the
     training iterations, one line per step factor, × where a run diverged. Traces: ``i`` gradient
     and ``len(hs) + i`` weights of ``hs[i]``, then ``2·len(hs) + i`` its divergence marker.
     Update with :func:`set_dynamics`."""
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=(
+    fig = go.Figure(make_subplots(rows=1, cols=2, subplot_titles=(
         "gradient norm of the block", "weight norm of the block")))
     for col in (1, 2):
         for h in hs:
@@ -235,7 +235,7 @@ def dynamics_figure(hs) -> go.FigureWidget:
     return fig
 
 
-def set_dynamics(fig: go.FigureWidget, runs: list, block: int) -> None:
+def set_dynamics(fig: go.Figure, runs: list, block: int) -> None:
     """Show block ``block`` (1-based) of each run ``(grad_norms, weight_norms, diverged)`` — lists
     of per-iteration lists of block norms — in a :func:`dynamics_figure`, same order as its hs."""
     n = len(runs)

@@ -35,12 +35,12 @@ def ensemble_size_figure(Ks, curves: dict, *, ode: float | None = None) -> go.Fi
     return fig
 
 
-def ensemble_heatmap(running, truth, rows) -> go.FigureWidget:
+def ensemble_heatmap(running, truth, rows) -> go.Figure:
     """The running ensemble's softmax ``running`` ``(K, B, classes)`` of B images as a heat map
     (one row per image, labelled ``rows``), the true classes circled; :func:`set_ensemble_heatmap`
     shows the ensemble of the first K passes."""
     running, truth = to_numpy(running), to_numpy(truth)
-    fig = go.FigureWidget(go.Heatmap(z=running[0], x=list(range(running.shape[2])), y=list(rows),
+    fig = go.Figure(go.Heatmap(z=running[0], x=list(range(running.shape[2])), y=list(rows),
                                      zmin=0, zmax=1, colorscale="Blues"))
     fig.add_scatter(x=truth.tolist(), y=list(rows), mode="markers", name="true class",
                     marker=dict(symbol="circle-open", size=18, color="#d62728", line=dict(width=3)))
@@ -49,7 +49,7 @@ def ensemble_heatmap(running, truth, rows) -> go.FigureWidget:
     return fig
 
 
-def set_ensemble_heatmap(fig: go.FigureWidget, running, K: int) -> None:
+def set_ensemble_heatmap(fig: go.Figure, running, K: int) -> None:
     """Show the ensemble of the first ``K`` passes in an :func:`ensemble_heatmap`."""
     z = to_numpy(running)[K - 1]
     right = int((z.argmax(1) == np.asarray(fig.layout.meta["truth"])).sum())
@@ -82,10 +82,10 @@ def attack_curves_figure(curves: dict, eps: dict, *, steps: int, eot: int, K: in
     return fig
 
 
-def corruption_images_figure(names, *, cols: int = 6, rgb: bool = False) -> go.FigureWidget:
+def corruption_images_figure(names, *, cols: int = 6, rgb: bool = False) -> go.Figure:
     """One image panel per corruption; :func:`set_corruption_images` fills them."""
     rows = math.ceil(len(names) / cols)
-    fig = go.FigureWidget(make_subplots(rows=rows, cols=cols, subplot_titles=list(names),
+    fig = go.Figure(make_subplots(rows=rows, cols=cols, subplot_titles=list(names),
                                         horizontal_spacing=0.02, vertical_spacing=0.12))
     for i, _ in enumerate(names):
         trace = go.Image() if rgb else go.Heatmap(colorscale="gray", zmin=0, zmax=1, showscale=False)
@@ -96,7 +96,7 @@ def corruption_images_figure(names, *, cols: int = 6, rgb: bool = False) -> go.F
     return fig
 
 
-def set_corruption_images(fig: go.FigureWidget, images, title: str) -> None:
+def set_corruption_images(fig: go.Figure, images, title: str) -> None:
     """Show one image ``(C, H, W)`` per panel of a :func:`corruption_images_figure`."""
     for trace, img in zip(fig.data, images):
         img = to_numpy(img)
@@ -114,10 +114,10 @@ def corruption_heatmap(diff, names, severities, *, title: str) -> go.Figure:
     return fig
 
 
-def depth_gap_figure(ts, models) -> go.FigureWidget:
+def depth_gap_figure(ts, models) -> go.Figure:
     """Paper 000's Fig. 7: ‖ε_t‖ / ‖ε_0‖ over the depth, one line per model; fill with
     :func:`set_depth_gap`."""
-    fig = go.FigureWidget()
+    fig = go.Figure()
     for name in models:
         fig.add_scatter(x=to_numpy(ts), y=np.ones(len(ts)), name=name, mode="lines+markers",
                         line=dict(color=model_color(name), width=3))
@@ -126,7 +126,7 @@ def depth_gap_figure(ts, models) -> go.FigureWidget:
     return fig
 
 
-def set_depth_gap(fig: go.FigureWidget, curves, eps: float) -> None:
+def set_depth_gap(fig: go.Figure, curves, eps: float) -> None:
     """Show one radius: ``curves`` holds one amplification curve per model, in figure order."""
     for trace, curve in zip(fig.data, curves):
         trace.y = to_numpy(curve)

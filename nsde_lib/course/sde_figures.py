@@ -42,12 +42,12 @@ def brownian_figure(t, B, *, n_show: int = 20) -> go.Figure:
 
 # --- the toy of eq. 11 ------------------------------------------------------------------------------
 
-def toy_figure(sigma_max: float = 3.5) -> go.FigureWidget:
+def toy_figure(sigma_max: float = 3.5) -> go.Figure:
     """Three panels for dx = x dt + σx dB: |x_t| of some paths and their median; the average of
     log|x_t|/t (Euler, exact solution on the same B, theory 1 − σ²/2); the exponent against σ.
     Fill it with :func:`set_toy`."""
     sig = np.linspace(0, sigma_max, 71)
-    fig = go.FigureWidget(make_subplots(rows=1, cols=3, column_widths=[0.4, 0.33, 0.27],
+    fig = go.Figure(make_subplots(rows=1, cols=3, column_widths=[0.4, 0.33, 0.27],
                                         subplot_titles=("|x_t|: paths and their median",
                                                         "average of log|x_t| / t",
                                                         "a.s. exponent vs σ")))
@@ -79,7 +79,7 @@ def toy_figure(sigma_max: float = 3.5) -> go.FigureWidget:
     return fig
 
 
-def set_toy(fig: go.FigureWidget, state: dict) -> None:
+def set_toy(fig: go.Figure, state: dict) -> None:
     """Show one σ of a :func:`toy_figure`. ``state`` holds ``sigma``, ``t`` ``(T,)``, ``shown``
     ``(T, n)`` (|x_t| of the drawn paths), ``median`` ``(T,)``, ``t_late`` and the two averaged
     curves ``avg_euler``, ``avg_exact`` on it, the exponents ``exponent``, ``stderr``,
@@ -123,10 +123,10 @@ def mean_median_figure(t, paths: dict, *, mean_exact) -> go.Figure:
 
 # --- convergence orders -----------------------------------------------------------------------------
 
-def step_figure(t_fine, exact) -> go.FigureWidget:
+def step_figure(t_fine, exact) -> go.Figure:
     """One path: the exact solution on a fine grid (trace 0), Euler–Maruyama (1) and Milstein (2)
     on a coarse grid from the same increments; fill with :func:`set_step`."""
-    fig = go.FigureWidget()
+    fig = go.Figure()
     fig.add_scatter(x=to_numpy(t_fine), y=to_numpy(exact), mode="lines", name="exact",
                     line=dict(color="black"))
     fig.add_scatter(mode="lines+markers", name="Euler–Maruyama", line=dict(color=COLORS[0]))
@@ -135,7 +135,7 @@ def step_figure(t_fine, exact) -> go.FigureWidget:
     return fig
 
 
-def set_step(fig: go.FigureWidget, ts, euler, milstein, label: str) -> None:
+def set_step(fig: go.Figure, ts, euler, milstein, label: str) -> None:
     """Draw the coarse solutions of a :func:`step_figure` and their errors at the end."""
     exact_end = fig.data[0].y[-1]
     ts, euler, milstein = to_numpy(ts), to_numpy(euler), to_numpy(milstein)
@@ -190,10 +190,10 @@ def step_error_figure(dts, rel, agree, acc, *, acc_fine: float, train_dt: float)
 
 # --- noise on the 2-D flow ----------------------------------------------------------------------------
 
-def noise_flow_figure(readout, *, box=(7.0, 5.0)) -> go.FigureWidget:
+def noise_flow_figure(readout, *, box=(7.0, 5.0)) -> go.Figure:
     """Trajectories (traces 0, 1: one per class) and end points (2, 3) of a 2-D flow, with the
     readout's decision line (4); fill with :func:`set_noise_flow`."""
-    fig = go.FigureWidget()
+    fig = go.Figure()
     for c, color in enumerate(CLASS_COLORS):
         fig.add_scatter(mode="lines", line=dict(width=1, color=color), name=f"class {c}: paths")
     for c, color in enumerate(CLASS_COLORS):
@@ -207,7 +207,7 @@ def noise_flow_figure(readout, *, box=(7.0, 5.0)) -> go.FigureWidget:
     return fig
 
 
-def set_noise_flow(fig: go.FigureWidget, ts, paths, labels, shown, title: str, *,
+def set_noise_flow(fig: go.Figure, ts, paths, labels, shown, title: str, *,
                    ends=slice(None)) -> None:
     """Draw ``paths`` ``(T, N, 2)`` in a :func:`noise_flow_figure`: the trajectories of the
     points ``shown`` (indices) and the end points of the points ``ends`` (a slice or indices;

@@ -30,7 +30,7 @@ def _circle(center, radius, n=90):
 # --- the theorem on a plane --------------------------------------------------------------------------
 
 def smoothing_plane_figure(gx, gy, base_class, points, labels, *, title: str = ""
-                           ) -> go.FigureWidget:
+                           ) -> go.Figure:
     """Left: a base classifier's regions on a grid; right: the smoothed classifier's (filled by
     :func:`set_smoothing_plane`), with a point, its noise and its certified ball.
 
@@ -44,7 +44,7 @@ def smoothing_plane_figure(gx, gy, base_class, points, labels, *, title: str = "
     """
     gx, gy = to_numpy(gx), to_numpy(gy)
     points, labels = to_numpy(points), to_numpy(labels)
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=(
+    fig = go.Figure(make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=(
         "base classifier f", "smoothed classifier g: P(f(x + ε) = 1)")))
     scale = [[0, rgba(CLASS_COLORS[0], 0.35)], [1, rgba(CLASS_COLORS[1], 0.35)]]
     fig.add_heatmap(x=gx, y=gy, z=to_numpy(base_class), colorscale=scale, showscale=False,
@@ -74,7 +74,7 @@ def smoothing_plane_figure(gx, gy, base_class, points, labels, *, title: str = "
     return fig
 
 
-def set_smoothing_plane(fig: go.FigureWidget, p_class1, point, radius: float, cloud,
+def set_smoothing_plane(fig: go.Figure, p_class1, point, radius: float, cloud,
                         title: str) -> None:
     """The smoothed classifier of one σ: its P(class 1) on the grid ``(ny, nx)``, the point, its
     noisy copies ``(m, 2)`` and the certified ``radius`` (0: abstained, no ball)."""
@@ -144,7 +144,7 @@ def certified_figure(radii, certified: dict, empirical: dict, *, eps, colors: di
 # --- the dose–response --------------------------------------------------------------------------------
 
 def dose_figure(sigmas, families: dict, reference: dict, *, colors: dict, eps: float, r: float,
-                ref_color: str, ref_label: str) -> go.FigureWidget:
+                ref_color: str, ref_label: str) -> go.Figure:
     """Clean, EOT-PGD and certified accuracy against σ (median, band over seeds) for each family,
     the undefended reference as a flat band, and a fourth panel for one σ (:func:`set_dose`).
 
@@ -160,7 +160,7 @@ def dose_figure(sigmas, families: dict, reference: dict, *, colors: dict, eps: f
     panel at the chosen σ.
     """
     sig = np.asarray(sigmas, dtype=float)
-    fig = go.FigureWidget(make_subplots(rows=2, cols=2, vertical_spacing=0.14,
+    fig = go.Figure(make_subplots(rows=2, cols=2, vertical_spacing=0.14,
                                         horizontal_spacing=0.08, subplot_titles=(
         "clean accuracy (mean softmax, noise on)", f"under ℓ2 EOT-PGD at ε = {eps}",
         f"certified at r = {r} (image space)", "at the chosen σ: certified (lines) / attacked")))
@@ -187,7 +187,7 @@ def dose_figure(sigmas, families: dict, reference: dict, *, colors: dict, eps: f
     return fig
 
 
-def set_dose(fig: go.FigureWidget, sigma: float, radii, curves: dict, eps, reference_pgd
+def set_dose(fig: go.Figure, sigma: float, radii, curves: dict, eps, reference_pgd
              ) -> None:
     """Show one σ: the dotted lines move to it, panel 4 gets its curves.
 
