@@ -2,8 +2,9 @@
 
 On Colab or Binder nothing of the course is installed. The canonical cell below
 (:func:`snippet`) imports ``nsde_lib`` and, when that fails, installs the course package from
-the repository with pip and says so; on a machine set up with ``make`` it does nothing and
-prints nothing. The repository's address is read from one place, ``[project.urls] Repository``
+the repository with pip and says so; on Colab it also turns on Colab's custom-widget manager,
+without which the sliders (anywidgets) are not drawn. On a machine set up with ``make`` it does
+nothing and prints nothing. The repository's address is read from one place, ``[project.urls] Repository``
 in ``pyproject.toml`` (:func:`repository_url`); the launch links of the course site and the
 README are derived from it (:func:`launch_links`).
 
@@ -37,7 +38,13 @@ except ImportError:
                            "{requirement}"])
     importlib.invalidate_caches()
     import nsde_lib  # noqa: F401
-    print("nsde_lib installed; the notebook runs as on a course machine.")'''
+    print("nsde_lib installed; the notebook runs as on a course machine.")
+# Colab draws widgets of other packages (the course's sliders are anywidgets) only with its
+# custom-widget manager on.
+import sys
+if "google.colab" in sys.modules:
+    from google.colab import output
+    output.enable_custom_widget_manager()'''
 
 
 def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:

@@ -106,6 +106,34 @@ def test_with_nsde_lib_installed_the_cell_does_nothing(monkeypatch):
     assert calls == [] and printed == ""
 
 
+def stand_in_colab(monkeypatch) -> list:
+    """A stand-in ``google.colab`` package whose ``output.enable_custom_widget_manager`` records
+    its calls (the real one exists only on a Colab runtime)."""
+    import types
+
+    calls = []
+    google, colab = types.ModuleType("google"), types.ModuleType("google.colab")
+    output = types.ModuleType("google.colab.output")
+    output.enable_custom_widget_manager = lambda: calls.append("enabled")
+    colab.output, google.colab = output, colab
+    for name, module in (("google", google), ("google.colab", colab),
+                         ("google.colab.output", output)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls
+
+
+def test_on_colab_the_cell_turns_on_the_custom_widget_manager(monkeypatch):
+    enabled = stand_in_colab(monkeypatch)
+    calls, printed = run_snippet(monkeypatch)
+    assert enabled == ["enabled"] and calls == [] and printed == ""
+
+
+def test_elsewhere_the_cell_leaves_the_widget_manager_alone(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    run_snippet(monkeypatch)
+    assert "google.colab" not in sys.modules     # nothing imported it
+
+
 def test_the_command_inserts_the_cell_once_and_replaces_an_old_version(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
                                          nbformat.v4.new_code_cell("import nsde_lib as nl")])

@@ -167,8 +167,7 @@ def _check_quantiles(quantiles):
 
 
 def band_figure(ts, bands: dict, *, quantiles=(0.1, 0.9), title: str = "", xaxis: str = "t",
-                yaxis: str = "", log_y: bool = False, colors=COLORS,
-                widget: bool = True) -> go.Figure:
+                yaxis: str = "", log_y: bool = False, colors=COLORS) -> go.Figure:
     """For each named set of paths, its median over paths and a shaded quantile band.
 
     Args:
@@ -176,7 +175,6 @@ def band_figure(ts, bands: dict, *, quantiles=(0.1, 0.9), title: str = "", xaxis
         bands: ``{name: paths}``, paths ``(T, n_paths)`` or ``(T, n_paths, ...)`` (flattened).
         quantiles: the band's lower and upper quantile (default the 10 % – 90 % band).
         log_y: logarithmic y axis (for norms that decay exponentially).
-        widget: ignored (every figure is a ``go.Figure``); kept while notebooks pass it.
 
     Three traces per band, in order: lower edge, upper edge (filled down to the lower), median.
     """
