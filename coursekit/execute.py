@@ -52,7 +52,7 @@ def execute(nb, folder: Path, *, quick: bool = False, static_widgets: bool = Fal
     The kernel starts in ``folder`` with ``NSDE_QUICK`` set when ``quick`` and
     ``NSDE_STATIC_WIDGETS`` when ``static_widgets`` (slider figures then precompute their
     static states, see :mod:`nsde_lib.course.widgets`). The widget state is stored; after the
-    last cell one extra cell (not kept in ``nb``) syncs every FigureWidget's state to its figure.
+    last cell one extra cell (not kept in ``nb``) syncs every live figure's state to its figure.
     ``NSDE_CLAIMS`` names ``claims``: the chapter's claims about trained models are appended
     there (:func:`nsde_lib.claim`); without ``claims`` it is unset and they are not recorded.
 

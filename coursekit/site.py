@@ -109,8 +109,8 @@ def mathjax_folder() -> Path:
 
 
 def ship_assets(static: Path) -> None:
-    """plotly.js, MathJax (SVG output and its TeX extensions; not the speech rules) and the
-    site's own JS/CSS, into the site's ``_static`` folder."""
+    """plotly.js, MathJax (SVG output and its TeX extensions; not the speech rules), the
+    slider figures' page code and the site's own CSS, into the site's ``_static`` folder."""
     import plotly
 
     static.mkdir(parents=True, exist_ok=True)
@@ -122,6 +122,8 @@ def ship_assets(static: Path) -> None:
         for sub in ("input/tex/extensions", "ui", "a11y"):
             shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
     shutil.copytree(SITE_STATIC, static, dirs_exist_ok=True)
+    # the slider figures' page code: the live widgets' own, as a classic script
+    (static / "nsde-live-figure.js").write_text(export.page_script(), encoding="utf-8")
 
 
 # --- pages ---------------------------------------------------------------------------------------------

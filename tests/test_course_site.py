@@ -20,7 +20,7 @@ from coursekit import site as course
 from coursekit.execute import course_notebooks
 from coursekit.student import is_solution
 
-from test_site import drag, figure_traces_y, math_report, offline_page
+from test_site import figure_traces_y, math_report, offline_page
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = course_notebooks(ROOT / "notebooks")
@@ -97,10 +97,11 @@ def test_a_slider_moves_its_figure_on_the_static_page(chromium, built, name):
     out, _ = built
     browser_page, errors = offline_page(chromium)
     browser_page.goto((out / "site" / f"{name}.html").as_uri())
-    browser_page.wait_for_selector(".nsde-live .slider-rail-touch-rect")
+    browser_page.wait_for_selector(".nsde-live .js-plotly-plot .main-svg")
     before = figure_traces_y(browser_page, 0)
-    title = browser_page.locator(".nsde-live").nth(0).locator(".gtitle").text_content()
-    drag(browser_page, 0, 0, 1.0)          # the far end of the first slider
+    first = browser_page.locator(".nsde-live").nth(0)
+    title = first.locator(".gtitle").text_content()
+    first.locator("input[type=range], select").first.press("End")   # the far end of its control
     browser_page.wait_for_function(
         "t => document.querySelectorAll('.nsde-live')[0].querySelector('.gtitle').textContent"
         " !== t", arg=title, timeout=10_000)

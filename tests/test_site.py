@@ -251,6 +251,14 @@ def offline_page(chromium):
     return browser_page, errors
 
 
+def figure_traces_y(browser_page, box_index: int) -> list:
+    """Every trace's y values of the ``box_index``-th live figure (a slider may leave trace 0,
+    say an exact solution, as it is and move the others)."""
+    return browser_page.evaluate(
+        "i => Array.from(document.querySelectorAll('.nsde-live .js-plotly-plot')[i].data,"
+        " d => Array.from(d.y || [], Number))", box_index)
+
+
 def figure_y(browser_page, box_index: int):
     return browser_page.evaluate(
         "i => Array.from(document.querySelectorAll('.nsde-live .js-plotly-plot')[i].data[0].y,"
