@@ -157,7 +157,7 @@ ARM_JS = """(index) => {
     const stop = () => {
         graph.removeListener('plotly_afterplot', drawn);
         box.removeEventListener('nsde-frame', started);
-        input.removeEventListener('keydown', down, true);
+        window.removeEventListener('keydown', down, true);
     };
     const timer = setTimeout(() => { stop(); window.__nsdePress = 'timeout'; }, 10000);
     const drawn = () => {
@@ -176,7 +176,8 @@ ARM_JS = """(index) => {
     };
     graph.on('plotly_afterplot', drawn);
     box.addEventListener('nsde-frame', started);
-    input.addEventListener('keydown', down, true);
+    // on the window, where the event starts (live_figure.js keeps it from the notebook there)
+    window.addEventListener('keydown', down, true);
     input.focus();
 }"""
 

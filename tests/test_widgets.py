@@ -172,6 +172,18 @@ def test_the_page_gets_every_step_of_every_control_and_the_figure_where_they_sta
     assert box.figure["at"] == box.index and box.frames == {} and len(calls) == 1
 
 
+def test_a_selection_slider_is_a_slider_over_its_options_in_the_page():
+    fig, update, calls = amplitude_figure()
+    steps = widgets.SelectionSlider(options=[("1/2", 0.5), ("1/4", 0.25), ("1/8", 0.125)],
+                                    value=0.25, description="dt")
+    box = live(fig, update, a=steps)
+    assert box.controls == [{"name": "a", "kind": "slider", "description": "dt",
+                             "values": [0.5, 0.25, 0.125], "labels": ["1/2", "1/4", "1/8"]}]
+    assert box.index == {"a": 1}
+    box.index = {"a": 2}
+    assert steps.value == 0.125 and calls[-1] == (0.125, 0.0)
+
+
 def test_a_move_in_the_page_moves_the_kernels_control_and_the_kernel_draws_it():
     fig, update, calls = amplitude_figure()
     amp = slider("amplitude", 1.0, 0.0, 2.0, 0.5)

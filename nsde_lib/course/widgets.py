@@ -156,7 +156,9 @@ def control_positions(control, positions: int = POSITIONS) -> tuple[list, list[s
 def _describe(name: str, control) -> dict:
     """What the page needs to draw a control: its kind, label, every value and its label."""
     values, labels = _steps(control)
-    kind = "select" if _is_selection(control) else "toggle" if _is_toggle(control) else "slider"
+    # a selection slider's options are ordered steps: the page draws it as a slider too
+    kind = ("slider" if isinstance(control, widgets.SelectionSlider) or not _is_selection(control)
+            and not _is_toggle(control) else "select" if _is_selection(control) else "toggle")
     description = getattr(control, "description", "") or name
     return {"name": name, "kind": kind, "description": description,
             "values": _compact(values), "labels": labels}
@@ -169,8 +171,9 @@ class LiveFigure(anywidget.AnyWidget):
 
     Synced with the page (``live_figure.js``):
 
-    * ``controls``: each control's kind (``slider``, ``select``, ``toggle``), description,
-      every value it can take and their labels;
+    * ``controls``: each control's kind (``slider`` for a numeric or selection slider,
+      ``select`` for another selection, ``toggle``), description, every value it can take and
+      their labels;
     * ``index``: the position of each control (an index into its values); the page sets it
       when the reader moves a control, the kernel when code does;
     * ``figure``: the figure (``{"data", "layout"}``), as the kernel last drew it for the page;
