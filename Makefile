@@ -19,7 +19,7 @@ else ifeq ($(LOCK),0)
 INSTALL := --upgrade --upgrade-strategy eager -e ".[dev,ray]"
 ATTACKS := --upgrade -r requirements/torchattacks.in
 else
-$(error LOCK must be 1 (install requirements/lock.txt, the default) or 0 (the newest versions), got LOCK=$(LOCK))
+$(error LOCK must be 1 (requirements/lock.txt, the default) or 0 (the newest), got LOCK=$(LOCK))
 endif
 # Holds the LOCK of the last `make`; rewritten only when it changes, so that switching between
 # LOCK=1 and LOCK=0 reinstalls and nothing else does.

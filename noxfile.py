@@ -19,13 +19,15 @@ torch's default, 2 on the 2-core machine), so that pair is left out: here defaul
 avx2-2; on an AVX-512 CPU also avx2-1 and avx512-2. On the 2-core machine (shared) they took
 3.0, 3.9 and 1.7 minutes (avx2-1: 2.0) and `lowest` 5.6, so the matrix adds about 15 minutes to
 `make test`'s 16, well inside the 45 CI may take. Were it to outgrow them, a covering design
-(every ISA and every thread count at least once: default-2 alone here) is the fallback. ``nox -s notebooks`` runs all pairs, ``nox -s "notebooks(avx2-1)"`` one.
+(every ISA and every thread count at least once: default-2 alone here) is the fallback.
+``nox -s notebooks`` runs all pairs, ``nox -s "notebooks(avx2-1)"`` one.
 
 ``lowest``: the unit tests (``tests -m "not browser"``) in a fresh virtual environment under
 ``.nox/`` holding ``requirements/lowest.txt``: every direct dependency at the lower bound
 pyproject.toml gives it, torch and torchvision at the release the course machines provide
 (``requirements/torch.txt``), the rest resolved by uv. Installed with pip, so torch comes from the
-machine's own wheels, not from a download. ``nox -s lock`` (`make lock`) rewrites the lock files in ``requirements/``.
+machine's own wheels, not from a download. ``nox -s lock`` (`make lock`) rewrites the lock
+files in ``requirements/``.
 """
 from __future__ import annotations
 
@@ -93,8 +95,9 @@ def _probe_notebook(isa: str, threads: int) -> dict:
         "torch.set_num_threads(1)  # as the chapters' parameter cells do\n"
         "isa, threads = torch.backends.cpu.get_cpu_capability(), torch.get_num_threads()\n"
         "print(f'kernel: ATen ISA {isa}, {threads} torch threads')\n"
-        f"assert isa == {isa.upper()!r}, f'ATen ISA is {{isa}}, the session asked for {isa.upper()}'\n"
-        f"assert threads == {threads}, f'torch runs {{threads}} threads, the session asked for {threads}'\n"
+        f"assert isa == {isa.upper()!r}, f'ATen ISA {{isa}}, the session asked for {isa.upper()}'\n"
+        f"assert threads == {threads}, f'torch runs {{threads}} threads, the session asked for "
+        f"{threads}'\n"
     )
     cell = {"cell_type": "code", "execution_count": None, "id": "probe", "metadata": {},
             "outputs": [], "source": code}

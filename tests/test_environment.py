@@ -61,7 +61,8 @@ def read_pins(path: Path) -> list[Requirement]:
         line = line.split("#")[0].strip()
         if line and not line.startswith("-"):
             req = Requirement(line)
-            assert [s.operator for s in req.specifier] == ["=="], f"{path.name}: {line!r} is not a pin"
+            ops = [s.operator for s in req.specifier]
+            assert ops == ["=="], f"{path.name}: {line!r} is not a pin"
             pins.append(req)
     return pins
 
@@ -90,7 +91,8 @@ def test_environment_yml_pins_python_311_installs_the_lock_and_the_project():
 
 def test_torch_is_never_pinned_to_one_release():
     """pip on the course machines caps torch at 2.14.1; a pin elsewhere would fight that."""
-    torch_reqs = [r for r in pyproject_requirements() if r.startswith(("torch>", "torch=", "torchvision"))]
+    torch_reqs = [r for r in pyproject_requirements()
+                  if r.startswith(("torch>", "torch=", "torchvision"))]
     assert torch_reqs and not any("==" in r or "<" in r for r in torch_reqs)
 
 
@@ -110,7 +112,8 @@ def test_lock_satisfies_pyproject():
 
 
 def test_locks_hold_the_torch_of_requirements_torch_txt():
-    torch_pins = {canonicalize_name(r.name): pinned_version(r) for r in read_pins(REQ / "torch.txt")}
+    torch_pins = {canonicalize_name(r.name): pinned_version(r)
+                  for r in read_pins(REQ / "torch.txt")}
     assert set(torch_pins) == {"torch", "torchvision"}
     for lock in ("lock.txt", "lowest.txt"):
         pins = pins_by_name(REQ / lock)
@@ -152,7 +155,8 @@ def test_installed_versions_equal_the_lock():
     """A venv `make` installed from the lock (the default) runs exactly the locked versions."""
     stamp = _stamp()
     is_project_venv = Path(sys.prefix).resolve() == (ROOT / ".venv").resolve()
-    if stamp is None and is_project_venv and os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+    under_ci = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+    if stamp is None and is_project_venv and under_ci:
         pytest.fail(f"{sys.prefix} has no .installed stamp, but CI installs it with `make`")
     if stamp is None:
         pytest.skip(f"{sys.prefix} was not installed by `make` (no .installed stamp), so it "
