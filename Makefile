@@ -1,6 +1,7 @@
 # One command each: `make course` runs the course and builds its site, `make test` runs the test
 # suite, `make student` writes the learners' copies. `NSDE_QUICK=1 make course` builds the quick site.
-# Both create .venv and install the project on first use.
+# Both create .venv and install the project on first use, at the versions of requirements/lock.txt
+# (LOCK=0: the newest). `make matrix` runs noxfile.py's test matrix, as CI does after `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
