@@ -16,10 +16,11 @@ after calling ``torch.set_num_threads(1)`` as the chapters do. These sessions re
 Which combinations run on CI: every pair of ISA x {1, 2} threads but one. `make test` already runs
 every notebook at the CPU's native ISA with the chapters' own thread count (1; chapter 00 takes
 torch's default, 2 on the 2-core machine), so that pair is left out: here default-1, default-2 and
-avx2-2; on an AVX-512 CPU also avx2-1 and avx512-2. On the 2-core machine (shared) they took
-3.0, 3.9 and 1.7 minutes (avx2-1: 2.0) and `lowest` 5.6, so the matrix adds about 15 minutes to
-`make test`'s 16, well inside the 45 CI may take. Were it to outgrow them, a covering design
-(every ISA and every thread count at least once: default-2 alone here) is the fallback.
+avx2-2; on an AVX-512 CPU also avx2-1 and avx512-2. In `make matrix` on the 2-core machine (shared
+with other work) they took 3.0, 3.6 and 1.8 minutes (avx2-1 alone: 2.0) and `lowest` 7 (2 to
+install, 5 to test): 16 minutes beside `make test`'s 16 on CI, well inside the 45 CI may take. Were
+it to outgrow them, a covering design (every ISA and every thread count at least once: default-2
+alone here) is the fallback.
 ``nox -s notebooks`` runs all pairs, ``nox -s "notebooks(avx2-1)"`` one.
 
 ``lowest``: the unit tests (``tests -m "not browser"``) in a fresh virtual environment under
