@@ -358,3 +358,21 @@ def test_the_site_runs_the_live_page_code_as_a_classic_script():
     script = export.page_script()
     assert "export default" not in script and "window.nsdeLiveFigure = { render };" in script
     assert live_widgets.PAGE_JS.read_text().rstrip().endswith(export.EXPORT_LINE)
+
+
+def test_the_slider_layer_uses_no_private_attribute_of_plotly_or_ipywidgets():
+    """One minor release of plotly or ipywidgets may rename what they keep private; the course's
+    sliders must not depend on it (names a FigureWidget or a selection keeps to itself)."""
+    import re
+    from pathlib import Path
+
+    import nsde_lib
+
+    private = re.compile(r"\._send_|_view_count|_options_(values|labels|full)|_widget_(data|layout)"
+                         r"|_layout_obj|\._data\b|_instances\b")
+    root = Path(nsde_lib.__file__).parent
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for path in sorted(root.rglob("*")) if path.suffix in (".py", ".js")
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if private.search(line)]
+    assert not found, "\n".join(found)
