@@ -156,9 +156,12 @@ def control_positions(control, positions: int = POSITIONS) -> tuple[list, list[s
 def _describe(name: str, control) -> dict:
     """What the page needs to draw a control: its kind, label, every value and its label."""
     values, labels = _steps(control)
-    # a selection slider's options are ordered steps: the page draws it as a slider too
-    kind = ("slider" if isinstance(control, widgets.SelectionSlider) or not _is_selection(control)
-            and not _is_toggle(control) else "select" if _is_selection(control) else "toggle")
+    if isinstance(control, widgets.SelectionSlider):   # ordered options: a slider in the page
+        kind = "slider"
+    elif _is_selection(control):
+        kind = "select"
+    else:
+        kind = "toggle" if _is_toggle(control) else "slider"
     description = getattr(control, "description", "") or name
     return {"name": name, "kind": kind, "description": description,
             "values": _compact(values), "labels": labels}
@@ -317,10 +320,7 @@ class LiveFigure(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None and static_export_requested():
-            if isinstance(bundle, tuple):   # (data, metadata)
-                data = bundle[0]
-            else:
-                data = bundle
+            data = bundle[0] if isinstance(bundle, tuple) else bundle   # (data, metadata)
             if self._static is None:
                 try:
                     with self.lock:
