@@ -277,9 +277,15 @@ def test_a_page_without_plotly_gets_the_one_the_plotly_package_ships(monkeypatch
     box = live(fig, update, a=slider("amplitude", 1.0, 0.0, 2.0, 0.5))
     answers = []
     monkeypatch.setattr(box, "send", lambda content, buffers=None: answers.append((content, buffers)))
-    box._message(box, {"want": "plotly"}, [])
+    box._message(box, {"want": "plotly", "page": "p1"}, [])
     ((content, (source,)),) = answers
     assert content == {"plotly": True} and source.decode() == get_plotlyjs()
+    # the same page asking again at once (a busy kernel answers its queue in one go): no copy;
+    # another page: its own
+    box._message(box, {"want": "plotly", "page": "p1"}, [])
+    assert len(answers) == 1
+    box._message(box, {"want": "plotly", "page": "p2"}, [])
+    assert len(answers) == 2
 
 
 def test_positions_the_figure_does_not_have_are_ignored():

@@ -13,8 +13,12 @@
 // select per selection, a checkbox per toggle), so the keyboard and screen readers work as
 // they do on any form. plotly.js is the page's window.Plotly, or else the one the kernel's
 // plotly package ships, asked for once per page.
-const ASK_AGAIN_MS = 4000;   // a request the kernel has not answered yet is sent again...
-const ASKS = 8;              // ... this many times at most
+// A request the kernel has not answered is sent again, less and less often, for as long as the
+// page is open: a kernel busy running cells (a chapter trains for minutes) answers only when it
+// is done, and answering a request it has already answered costs it nothing (see widgets.py).
+const ASK_AGAIN_MS = 4000;
+const ASK_AT_MOST_EVERY_MS = 30000;
+const PAGE = Math.random().toString(36).slice(2);   // this page, so the kernel sends plotly.js once
 const CONFIG = { responsive: true, displaylogo: false };
 
 let plotlyLoading = null;    // one request for plotly.js per page, shared by every figure
@@ -49,12 +53,9 @@ function loadPlotly(model) {
           model.off("msg:custom", got);
           return resolve(window.Plotly);
         }
-        if (asked++ < ASKS) {
-          model.send({ want: "plotly" });
-          setTimeout(ask, ASK_AGAIN_MS * asked);
-        } else {
-          reject(new Error("the kernel did not send plotly.js"));
-        }
+        model.send({ want: "plotly", page: PAGE });
+        asked += 1;
+        setTimeout(ask, Math.min(ASK_AGAIN_MS * asked, ASK_AT_MOST_EVERY_MS));
       };
       ask();
     }).catch((err) => { plotlyLoading = null; throw err; });
@@ -232,10 +233,9 @@ function render({ model, el }) {
       const ask = () => {
         const frames = model.get("frames");
         if (stopped || (frames && frames.frames)) return;
-        if (asked++ < ASKS) {
-          model.send({ want: "frames" });
-          setTimeout(ask, ASK_AGAIN_MS * asked);
-        }
+        model.send({ want: "frames" });
+        asked += 1;
+        setTimeout(ask, Math.min(ASK_AGAIN_MS * asked, ASK_AT_MOST_EVERY_MS));
       };
       ask();
     });

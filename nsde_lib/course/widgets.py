@@ -28,6 +28,7 @@ import math
 import os
 import pathlib
 import threading
+import time
 import warnings
 import weakref
 from typing import Callable
@@ -47,6 +48,7 @@ LIVE_MAX_STATES = 128   # every position of the controls, in the page, up to thi
 LIVE_MAX_BYTES = 8_000_000   # ... and this much JSON; beyond either, a handful of positions
 MAX_CONTROLS = 4        # controls of one figure (combinations grow as a product)
 PAGE_JS = pathlib.Path(__file__).with_name("live_figure.js")
+RESEND_AFTER_S = 10.0   # a page asking for plotly.js again within this gets no second copy
 _NICE = (1, 2, 4, 5)    # spacings of the positions, in slider steps, times powers of ten
 
 
@@ -288,7 +290,12 @@ class LiveFigure(anywidget.AnyWidget):
         if want == "frames" and not self.frames:
             self.frames = self.compute_frames()
         elif want == "plotly":
-            self.send({"plotly": True}, [plotly_js().encode()])
+            # A page asks again while no answer came; a kernel that was busy finds all its
+            # requests queued at once: one copy (4-5 MB) per page, unless the last is old
+            page, now = str(content.get("page", "")), time.monotonic()
+            if now - _PLOTLY_SENT.get(page, -math.inf) > RESEND_AFTER_S:
+                _PLOTLY_SENT[page] = now
+                self.send({"plotly": True}, [plotly_js().encode()])
 
     def compute_frames(self) -> dict:
         """The figure at every position of the controls, as the page needs it.
@@ -357,6 +364,7 @@ def live(fig, update: Callable[..., None], **controls) -> LiveFigure:
 
 
 _PLOTLY_JS: str | None = None
+_PLOTLY_SENT: dict[str, float] = {}   # page → when plotly.js was last sent to it
 
 
 def plotly_js() -> str:
