@@ -187,7 +187,6 @@ function render({ model, el }) {
       const [data, layout] = withFrame(graph, frame);
       Plotly.react(graph, data, layout, CONFIG);
     }
-    return Boolean(frame);
   };
   const fromKernel = () => {
     if (!Plotly) return;

@@ -155,17 +155,20 @@ def control_positions(control, positions: int = POSITIONS) -> tuple[list, list[s
     return chosen, [_label(v, fmt) for v in chosen]
 
 
-def _describe(name: str, control) -> dict:
-    """What the page needs to draw a control: its kind, label, every value and its label."""
-    values, labels = _steps(control)
+def _kind(control) -> str:
+    """How the page draws a control: ``slider``, ``select`` or ``toggle``."""
     if isinstance(control, widgets.SelectionSlider):   # ordered options: a slider in the page
-        kind = "slider"
-    elif _is_selection(control):
-        kind = "select"
-    else:
-        kind = "toggle" if _is_toggle(control) else "slider"
-    description = getattr(control, "description", "") or name
-    return {"name": name, "kind": kind, "description": description,
+        return "slider"
+    if _is_selection(control):
+        return "select"
+    return "toggle" if _is_toggle(control) else "slider"
+
+
+def _describe(name: str, control, values: list, labels: list[str]) -> dict:
+    """What the page needs to draw a control: its kind, label, the values it offers and their
+    labels."""
+    return {"name": name, "kind": _kind(control),
+            "description": getattr(control, "description", "") or name,
             "values": _compact(values), "labels": labels}
 
 
@@ -221,7 +224,7 @@ class LiveFigure(anywidget.AnyWidget):
         # (JupyterLab sends widget messages on a subshell): one lock for every edit of fig
         self.lock = threading.RLock()
         self._from_page = False
-        super().__init__(controls=[_describe(n, c) for n, c in self.inputs.items()],
+        super().__init__(controls=[_describe(n, c, *_steps(c)) for n, c in self.inputs.items()],
                          index=self._positions(), **kwargs)
         LiveFigure._every.add(self)
         self.on_msg(self._message)
@@ -485,8 +488,8 @@ def static_states(fig, update: Callable[..., None], controls: dict, *,
                "traces": traces,
                "layout": {k: s["layout"].get(k) for k in layout_keys}}
               for index, s in snapshots.items()]
-    described = [{**_describe(name, controls[name]), "values": _compact(values),
-                  "labels": labels, "active": _position_of(current[name], values)}
+    described = [{**_describe(name, controls[name], values, labels),
+                  "active": _position_of(current[name], values)}
                  for name, (values, labels) in zip(names, grids)]
     return {"version": 1, "controls": described, "figure": base, "frames": frames}
 
