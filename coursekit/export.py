@@ -239,9 +239,3 @@ def prepare(nb, *, links: dict[str, str] | None = None):
     import nbformat
 
     return nbformat.from_dict(nb)
-
-
-def payload_size(nb) -> int:
-    """Bytes of precomputed slider states in executed ``nb`` (for the build report)."""
-    return sum(len(json.dumps(o["data"][STATIC_MIME])) for c in nb.cells if c.cell_type == "code"
-               for o in c.get("outputs", []) if STATIC_MIME in o.get("data", {}))

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 
-__all__ = ["pick_device", "device_of", "device_report", "is_quick", "seed_everything",
-           "DEVICES", "rng_states", "set_rng_states", "forked_rng"]
+__all__ = ["pick_device", "device_of", "device_report", "is_quick", "DEVICES",
+           "rng_states", "set_rng_states", "forked_rng"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -62,14 +60,6 @@ def device_report() -> dict:
 def is_quick() -> bool:
     """True when ``NSDE_QUICK`` is set to a true value: notebooks shrink for the test suite."""
     return os.environ.get("NSDE_QUICK", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a fresh ``torch.Generator`` seeded the same way."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def rng_states() -> dict:

@@ -116,7 +116,7 @@ def test_block_matches_torchsde_on_the_same_increments(noise):
     theirs = torchsde.sdeint(Flat(model.sde, h0.shape[1:]), h0.flatten(1), ts, bm=bm,
                              dt=model.dt, method="euler")
     torch.testing.assert_close(ours.flatten(2), theirs, rtol=1e-10, atol=1e-12)
-    assert not torch.allclose(ours, model.hidden_states(x, noise=False))  # the noise mattered
+    assert not torch.allclose(ours, model.hidden_states(x, noise_on=False))  # the noise mattered
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -130,14 +130,14 @@ def test_additive_increments_have_variance_sigma2_dt(channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     torch.manual_seed(3)
     with torch.no_grad():
-        diff = (model.hidden_states(x)[1] - model.hidden_states(x, noise=False)[1]).double()
+        diff = (model.hidden_states(x)[1] - model.hidden_states(x, noise_on=False)[1]).double()
     n = diff.numel()  # 64·16·10·10 = 102400 draws
     assert abs(float(diff.mean())) < 4 * sigma * math.sqrt(model.dt / n)
     var = float(diff.var())
     assert abs(var / (sigma ** 2 * model.dt) - 1) < 4 * math.sqrt(2 / n)
     # independent across steps and samples: no two steps share increments
     with torch.no_grad():
-        path = model.hidden_states(x) - model.hidden_states(x, noise=False)
+        path = model.hidden_states(x) - model.hidden_states(x, noise_on=False)
     assert not torch.allclose(path[2] - path[1], path[1])
 
 
@@ -147,7 +147,7 @@ def test_zero_increments_give_the_noise_free_path():
         x = images()
         zero = torch.zeros(model.brownian_shape(x), dtype=torch.float64)
         torch.testing.assert_close(model.hidden_states(x, bm=zero),
-                                   model.hidden_states(x, noise=False), rtol=0, atol=0)
+                                   model.hidden_states(x, noise_on=False), rtol=0, atol=0)
 
 
 def test_jump_dropout_without_noise_uses_the_jumps_mean():
@@ -155,7 +155,7 @@ def test_jump_dropout_without_noise_uses_the_jumps_mean():
     p, rate = 0.3, 2.0
     model = small("jump-dropout", p=p, rate=rate)
     x = images()
-    path = model.hidden_states(x, noise=False)
+    path = model.hidden_states(x, noise_on=False)
     h0 = model.stem(x)
     f0 = model.drift(torch.tensor(0.0, dtype=torch.float64), h0)
     scale = 0.5 + rate * (1 - 2 * p) / 2
@@ -174,14 +174,14 @@ def test_noise_is_on_in_eval_mode_and_off_only_when_asked(noise):
     a, b = model(x), model(x)
     assert not torch.allclose(a, b), "eval() must not switch the noise off"
     model.train()
-    c, d = model(x, noise=False), model(x, noise=False)
+    c, d = model(x, noise_on=False), model(x, noise_on=False)
     assert torch.equal(c, d)
     model.noise_on = False
     assert not model.sde.noise_on, "one switch: the model's is its NeuralSDE's"
     model.train()  # training mode does not switch it back on
     assert torch.equal(model(x), c)
-    assert not torch.allclose(model(x, noise=True), c)
-    assert not model.noise_on, "noise=True for one call leaves the switch as it was"
+    assert not torch.allclose(model(x, noise_on=True), c)
+    assert not model.noise_on, "noise_on=True for one call leaves the switch as it was"
 
 
 @pytest.mark.parametrize("noise", ["additive", "multiplicative", "dropout"])
@@ -189,7 +189,7 @@ def test_noise_free_diffusion_models_equal_the_ode_with_the_same_weights(noise):
     noisy, ode = small(noise), small("none", seed=9)
     ode.load_state_dict(noisy.state_dict())  # one state dict for every noise type
     x = images()
-    torch.testing.assert_close(noisy(x, noise=False), ode(x), rtol=0, atol=0)
+    torch.testing.assert_close(noisy(x, noise_on=False), ode(x), rtol=0, atol=0)
 
 
 def test_generator_and_shared_paths_are_reproducible():
@@ -221,7 +221,7 @@ def test_ensemble_is_the_mean_softmax_of_K_noisy_passes():
         running = ensemble_predict(model, x, 5, running=True)
     torch.manual_seed(11)
     with torch.no_grad():
-        draws = F.softmax(model(x.repeat(5, 1, 1, 1), noise=True), 1).view(5, len(x), -1)
+        draws = F.softmax(model(x.repeat(5, 1, 1, 1), noise_on=True), 1).view(5, len(x), -1)
     torch.testing.assert_close(ens, draws.mean(0).to(ens.dtype), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(ens.sum(1), torch.ones(3, dtype=ens.dtype))
     for k in range(1, 6):  # the running means are the ensembles of the first k draws
@@ -302,9 +302,9 @@ def test_bf16_autocast_keeps_the_state_and_norms_in_float32():
     bm = torch.randn(model.brownian_shape(x)) * math.sqrt(model.dt)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         path = model.hidden_states(x, bm=bm)
-        logits = model(x, noise=False)
+        logits = model(x, noise_on=False)
     assert path.dtype == torch.float32
-    reference = model(x, noise=False)
+    reference = model(x, noise_on=False)
     err = (logits.float() - reference).abs().max().item()
     assert err < 0.05 * reference.abs().max().item()
     torch.testing.assert_close(path, model.hidden_states(x, bm=bm), rtol=0.05, atol=0.05)
@@ -313,9 +313,9 @@ def test_bf16_autocast_keeps_the_state_and_norms_in_float32():
 def test_channels_last_gives_the_same_logits():
     model = small("dropout", dtype=torch.float32)
     x = images(dtype=torch.float32)
-    expected = model(x, noise=False)
+    expected = model(x, noise_on=False)
     model = model.to(memory_format=torch.channels_last)
-    got = model(x.contiguous(memory_format=torch.channels_last), noise=False)
+    got = model(x.contiguous(memory_format=torch.channels_last), noise_on=False)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 

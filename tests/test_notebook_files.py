@@ -2,7 +2,8 @@
 
 A notebook without the python3 kernelspec makes JupyterLab ask which kernel to use; stored
 outputs and widget state make notebooks heavy, noisy in git and stale on opening. The pin tool
-(`python -m nsde_lib.course --pin`) keeps only the checked cells' text outputs.
+(`python -m coursekit.site --pin notebooks/NN_x.ipynb`) keeps only the checked cells' text
+outputs.
 """
 from __future__ import annotations
 

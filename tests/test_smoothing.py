@@ -267,7 +267,7 @@ def test_sdeclassifier_noise_at_t0():
     x = torch.rand(64, 1, 8, 8)
     with torch.no_grad():
         y0 = model.stem(x)
-        assert torch.equal(model(x, noise=False), model.classify_state(y0, noise=False))
+        assert torch.equal(model(x, noise_on=False), model.classify_state(y0, noise_on=False))
         path = model.hidden_states(x, generator=torch.Generator().manual_seed(1))
         again = model.hidden_states(x, generator=torch.Generator().manual_seed(1))
     assert torch.equal(path, again)
@@ -322,7 +322,7 @@ def test_smooth_is_a_noisy_model_for_the_ensemble_and_the_attacks():
     base = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     smooth = nl.Smooth(base, 3, 0.3)
     x = torch.rand(5, 1, 4, 4)
-    assert torch.equal(smooth(x, noise=False), base(x))
+    assert torch.equal(smooth(x, noise_on=False), base(x))
     assert not torch.equal(smooth(x), base(x))
     probs = nl.predict_proba(smooth, x, K=4, seed=0)
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5))

@@ -84,7 +84,7 @@ def _corollary_threshold(drift):
 def _noise_off_drift_scale(model, x):
     """The first noise-free step of a jump model divided by dt·f(0, y0): the drift's scale."""
     with torch.no_grad():
-        path = model.hidden_states(x, noise=False)
+        path = model.hidden_states(x, noise_on=False)
         f0 = model.drift(torch.tensor(0.0, device=x.device, dtype=path.dtype), path[0])
         step = model.dt * f0
         return float(((path[1] - path[0]) * step).sum() / step.pow(2).sum())

@@ -368,7 +368,7 @@ def sweep_figure(summary: dict, *, x_title: str, y_title: str = "test accuracy",
     for every diverged run.
 
     Args:
-        summary: from :func:`nsde_lib.sweeps.summarize`.
+        summary: from :func:`nsde_lib.train.sweeps.summarize`.
         name: legend label, formatted with the group value.
         chance: where diverged runs are drawn (and a dotted line); default: their median.
         fig: add to this figure (e.g. one panel of a subplot grid) instead of a new one.

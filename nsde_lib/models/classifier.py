@@ -2,9 +2,9 @@
 
 The block is one weight-tied drift network integrated over [0, T] by :func:`nsde_lib.sdeint`;
 the diffusion (or jump) preset turns the same network into a Neural ODE or one of the paper's
-Neural SDEs (Table 1). Whether the noise is drawn is an explicit switch (``noise=`` or the
-``noise_on`` attribute), never ``model.training``: an attack that calls ``eval()`` still sees a
-noisy model.
+Neural SDEs (Table 1). Whether the noise is drawn is an explicit switch (the ``noise_on``
+attribute, or ``forward(x, noise_on=...)`` for one call), never ``model.training``: an attack
+that calls ``eval()`` still sees a noisy model. (``noise=`` names the preset, not the switch.)
 
 Layout follows the authors' reference model: a 3×3 stem without padding (32×32 → 30×30), a drift
 of three (GroupNorm → ReLU → 3×3 conv with the time as an extra input channel) plus a closing
@@ -137,7 +137,7 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
             can be larger).
 
     Attributes:
-        noise_on: whether ``forward(x)`` draws noise when ``noise=None`` (True for noisy
+        noise_on: whether ``forward(x)`` draws noise when ``noise_on=None`` (True for noisy
             models, and for ``sigma0 > 0``): the switch of the block's
             :class:`nsde_lib.NeuralSDE`, shared with :func:`nsde_lib.noise_switch`.
             Independent of ``train()``/``eval()``.
@@ -206,57 +206,58 @@ class SDEClassifier(SwitchedBySDE, nn.Module):
         # the state (and so the noise draw) stays float32 under bf16 autocast
         return at_least_fp32(self.stem(x))
 
-    def _noise_at_0(self, y0, noise, generator):
+    def _noise_at_0(self, y0, noise_on, generator):
         """y0 + σ₀·ε when the noise is on and σ₀ > 0 (drawn in y0's dtype, on its device)."""
-        on = self.noise_on if noise is None else bool(noise)
+        on = self.noise_on if noise_on is None else bool(noise_on)
         if not on or self.sigma0 == 0:
             return y0
         return y0 + gaussian_noise(y0.shape, self.sigma0, generator=generator, dtype=y0.dtype,
                                    device=y0.device)
 
-    def _integrate(self, y0, ts, noise, bm, generator):
-        with noise_switch(self._sde, noise), parametrize.cached():
+    def _integrate(self, y0, ts, noise_on, bm, generator):
+        with noise_switch(self._sde, noise_on), parametrize.cached():
             # sdeint draws all increments in one call, in y0's memory layout; spectral norm
             # runs one power iteration per forward (parametrize.cached)
             return sdeint(self._sde, y0, ts, dt=self.dt, method=self.method, bm=bm,
                           generator=generator)
 
-    def forward(self, x: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_on: bool | None = None) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for images ``x`` of shape ``(B, in_channels, H, W)``.
 
         Args:
             x: float images, at least 3×3 pixels (the stem's kernel, no padding).
-            noise: draw the noise (True) or integrate the noise-free dynamics (False; for
-                jumps, their mean joins the drift); ``None`` uses :attr:`noise_on`.
+            noise_on: draw the noise (True) or integrate the noise-free dynamics (False; for
+                jumps, their mean joins the drift); ``None`` uses the attribute
+                :attr:`noise_on`.
 
         Raises:
             TypeError, ValueError: ``x`` is not a float tensor ``(B, in_channels, H, W)``.
             DivergenceError: the state became NaN/Inf inside the block.
         """
-        return self.classify_state(self._noise_at_0(self._state0(x), noise, None), noise)
+        return self.classify_state(self._noise_at_0(self._state0(x), noise_on, None), noise_on)
 
-    def classify_state(self, y0: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
+    def classify_state(self, y0: torch.Tensor, noise_on: bool | None = None) -> torch.Tensor:
         """Logits ``(B, num_classes)`` from the state at t = 0, ``(B, channels, H', W')``: the
-        block (its diffusion or jumps as ``noise`` says) and the head. The stem and the noise at
-        t = 0 are left out: this is the base classifier a hidden-space smoothed classifier
-        adds its own noise to (:class:`StateClassifier`)."""
-        return self.head(self._integrate(y0, [0.0, self.T], noise, None, None)[-1])
+        block (its diffusion or jumps as ``noise_on`` says) and the head. The stem and the
+        noise at t = 0 are left out: this is the base classifier a hidden-space smoothed
+        classifier adds its own noise to (:class:`StateClassifier`)."""
+        return self.head(self._integrate(y0, [0.0, self.T], noise_on, None, None)[-1])
 
-    def hidden_states(self, x: torch.Tensor, *, noise: bool | None = None,
+    def hidden_states(self, x: torch.Tensor, *, noise_on: bool | None = None,
                       bm: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> torch.Tensor:
         """The path of the SDE block at t = 0, dt, ..., T: shape ``(steps + 1, B, C, H', W')``.
 
         Args:
-            noise: as in :meth:`forward`.
+            noise_on: as in :meth:`forward`.
             bm: Brownian increments of shape :meth:`brownian_shape` ``(x)``, to run two inputs
                 (clean and perturbed, Fig. 7) on one shared noise path.
             generator: draws the noise at t = 0 (``sigma0``), and the increments (and jumps)
                 when ``bm`` is ``None``; two calls with equally seeded generators start from
                 the same noisy state.
         """
-        y0 = self._noise_at_0(self._state0(x), noise, generator)
-        return self._integrate(y0, self.times, noise, bm, generator)
+        y0 = self._noise_at_0(self._state0(x), noise_on, generator)
+        return self._integrate(y0, self.times, noise_on, bm, generator)
 
     def brownian_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         """Shape of ``bm`` for :meth:`hidden_states` on ``x``: ``(steps, B, C, H', W')``."""
@@ -290,9 +291,9 @@ class StateClassifier(nn.Module):
     def noise_on(self, on: bool) -> None:
         self.model.noise_on = on
 
-    def forward(self, y0: torch.Tensor, noise: bool | None = None) -> torch.Tensor:
+    def forward(self, y0: torch.Tensor, noise_on: bool | None = None) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for states ``y0`` of shape ``(B, channels, H', W')``."""
-        return self.model.classify_state(y0, noise)
+        return self.model.classify_state(y0, noise_on)
 
 
 class AdaptiveBlock(nn.Module):

@@ -84,7 +84,7 @@ class Flow2D(SwitchedBySDE, nn.Module):
         readout: ``nn.Linear(2, n_classes)`` on y_T.
         sde: the :class:`nsde_lib.NeuralSDE` of the current preset (shares the drift).
         noise_on: the noise switch, as on every noisy model (see :func:`nsde_lib.noise_switch`);
-            ``forward``/``trajectories`` take ``noise=`` to override it for one call.
+            ``forward``/``trajectories`` take ``noise_on=`` to override it for one call.
     """
 
     def __init__(self, n_classes: int = 2, *, width: int = 32, depth: int = 2, T: float = 1.0,
@@ -107,7 +107,7 @@ class Flow2D(SwitchedBySDE, nn.Module):
         return self
 
     def trajectories(self, x: torch.Tensor, ts=None, *, dt: float | None = None,
-                     noise: bool | None = None, bm: torch.Tensor | None = None,
+                     noise_on: bool | None = None, bm: torch.Tensor | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Hidden states at the times ``ts`` (default: every step of [0, T]).
 
@@ -115,7 +115,7 @@ class Flow2D(SwitchedBySDE, nn.Module):
             x: points ``(B, 2)``.
             ts: output times in [0, T].
             dt: solver step (default: the model's).
-            noise: draw the noise (default: :attr:`noise_on`).
+            noise_on: draw the noise (default: the attribute :attr:`noise_on`).
             bm: Brownian increments to share between runs (see :func:`nsde_lib.sdeint`).
 
         Returns:
@@ -128,15 +128,16 @@ class Flow2D(SwitchedBySDE, nn.Module):
         if ts is None:
             n = max(1, round(self.T / dt))
             ts = torch.linspace(0.0, self.T, n + 1, dtype=x.dtype, device=x.device)
-        with noise_switch(self.sde, noise):
+        with noise_switch(self.sde, noise_on):
             return sdeint(self.sde, x, ts, dt=dt, method=self.method, bm=bm,
                           generator=generator)
 
-    def forward(self, x: torch.Tensor, *, dt: float | None = None, noise: bool | None = None,
+    def forward(self, x: torch.Tensor, *, dt: float | None = None,
+                noise_on: bool | None = None,
                 bm: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits ``(B, n_classes)`` of the points ``x`` ``(B, 2)``, one pass (noisy when the
         noise is on)."""
-        y_T = self.trajectories(x, [0.0, self.T], dt=dt, noise=noise, bm=bm,
+        y_T = self.trajectories(x, [0.0, self.T], dt=dt, noise_on=noise_on, bm=bm,
                                 generator=generator)[-1]
         return self.readout(y_T)

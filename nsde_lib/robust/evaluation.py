@@ -34,7 +34,7 @@ def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     """Accuracy of the ``K``-pass prediction on PGD adversarial examples of radius ``eps``.
 
     The attack (random start and noise draws) is seeded by ``seed``, the evaluation by
-    ``seed + 1``. Arguments as :func:`nsde_lib.attacks.pgd` and :func:`accuracy`, except
+    ``seed + 1``. Arguments as :func:`nsde_lib.robust.attacks.pgd` and :func:`accuracy`, except
     ``batch_size``: the most images in one forward pass, the ``eot`` copies included (small
     batches keep the activations in cache). ``progress`` shows a bar over the PGD steps.
 
@@ -117,7 +117,7 @@ def corruption_table(predictors: dict, x: torch.Tensor, y: torch.Tensor, *,
 
 @torch.no_grad()
 def hidden_state_gap(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
-                     noise: bool | None = None, seed: int = 0,
+                     noise_on: bool | None = None, seed: int = 0,
                      relative: bool = False) -> torch.Tensor:
     """ε_t = ‖y_t(x_adv) − y_t(x)‖ over the block's depth, one shared noise path (Fig. 7).
 
@@ -125,10 +125,10 @@ def hidden_state_gap(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
     B_t = B'_t), so ε_t measures the input perturbation, not two different noise draws.
 
     Args:
-        model: a classifier with ``hidden_states(x, noise=, bm=)`` and ``brownian_shape(x)``
+        model: a classifier with ``hidden_states(x, noise_on=, bm=)`` and ``brownian_shape(x)``
             (:class:`nsde_lib.SDEClassifier`).
         x, x_adv: clean and perturbed images ``(B, C, H, W)``.
-        noise: draw the noise (default: the model's ``noise_on``).
+        noise_on: draw the noise (default: the model's attribute ``noise_on``).
         seed: seeds the shared Brownian path.
         relative: divide by ‖y_t(x)‖ (each image) instead of the absolute l2 norm.
 
@@ -144,9 +144,9 @@ def hidden_state_gap(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
     was = model.training
     model.eval()
     try:  # jumps (if any) come from a generator: the same seed gives both the same events
-        y = model.hidden_states(x, noise=noise, bm=bm,            # (steps + 1, B, C, H, W)
+        y = model.hidden_states(x, noise_on=noise_on, bm=bm,      # (steps + 1, B, C, H, W)
                                 generator=torch.Generator(device=device).manual_seed(seed + 1))
-        y_adv = model.hidden_states(x_adv, noise=noise, bm=bm,
+        y_adv = model.hidden_states(x_adv, noise_on=noise_on, bm=bm,
                                     generator=torch.Generator(device=device).manual_seed(seed + 1))
     finally:
         model.train(was)

@@ -147,10 +147,10 @@ class Smooth(nn.Module):
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.encoder is None else self.encoder(x)
 
-    def _logits(self, z: torch.Tensor, noise: bool | None = None,
+    def _logits(self, z: torch.Tensor, noise_on: bool | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """base(z + σ·ε) for codes ``z`` (B, ...), with the output's shape checked."""
-        if (self.noise_on if noise is None else noise):
+        if (self.noise_on if noise_on is None else noise_on):
             z = z + gaussian_noise(z.shape, self.sigma, generator=generator, dtype=z.dtype,
                                    device=z.device)
         logits = self.base(z)
@@ -160,17 +160,17 @@ class Smooth(nn.Module):
                              f"({len(z)}, {self.num_classes}), got {got}")
         return logits
 
-    def forward(self, x: torch.Tensor, noise: bool | None = None,
+    def forward(self, x: torch.Tensor, noise_on: bool | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits of the base on one noisy copy of each input: ``(B, num_classes)``.
 
         Args:
             x: inputs ``(B, *shape)``.
-            noise: add the Gaussian noise (default :attr:`noise_on`).
+            noise_on: add the Gaussian noise (default: the attribute :attr:`noise_on`).
             generator: seeds the noise (torch's global RNG when ``None``).
         """
         checks.tensor("x", x, floating=True)
-        return self._logits(self._encode(x), noise, generator)
+        return self._logits(self._encode(x), noise_on, generator)
 
     # --- Monte Carlo ------------------------------------------------------------------------
 
@@ -336,7 +336,7 @@ def falsify(smooth: Smooth, x: torch.Tensor, classes: torch.Tensor, radii: torch
 
     For every input certified with radius R > 0, ℓ2-PGD on the *soft* smoothed classifier (the
     cross-entropy of the mean softmax of ``eot`` noisy copies, Salman et al. 2019, i.e.
-    :func:`nsde_lib.attacks.pgd` with ``objective="ensemble"``) looks for a point at distance
+    :func:`nsde_lib.robust.attacks.pgd` with ``objective="ensemble"``) looks for a point at distance
     ``shrink·R`` that is not the certified class; :meth:`Smooth.predict` then classifies it.
     A certificate that holds lets no prediction flip, except with probability about 2α (the
     certificate and the prediction may each be wrong with probability α).

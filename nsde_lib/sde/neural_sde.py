@@ -109,7 +109,7 @@ def noise_switch(model, on: bool | None):
     """Set ``model.noise_on`` for the duration of a ``with`` block, then restore it.
 
     The one switch of every noisy model in the library (:class:`NeuralSDE`,
-    :class:`nsde_lib.SDEClassifier`, :class:`nsde_lib.Flow2D`); their ``forward(x, noise=...)``
+    :class:`nsde_lib.SDEClassifier`, :class:`nsde_lib.Flow2D`); their ``forward(x, noise_on=...)``
     uses it. ``on=None`` leaves the switch as it is.
 
     Raises:

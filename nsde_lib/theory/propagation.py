@@ -1,4 +1,4 @@
-"""How information travels through an :class:`~nsde_lib.resnet.EulerResNet`, measured.
+"""How information travels through an :class:`~nsde_lib.models.resnet.EulerResNet`, measured.
 
 Backwards (paper 003, Prop. 1): the gradient of the loss with respect to each block state,
 ‖∂L/∂x_n‖, and the bound ‖∂L/∂x_0‖ ≤ ‖∂L/∂x_D‖·(1 − h + h(1 + W)^D), where W bounds the norm of
@@ -61,7 +61,8 @@ def state_grad_norms(model, x: torch.Tensor, y: torch.Tensor, *, train_mode: boo
     """‖∂L/∂x_n‖ for n = 0..D, the norms of the back-propagated information (eq. 6).
 
     Args:
-        model: an :class:`~nsde_lib.resnet.EulerResNet` (uses ``stem``, ``blocks``, ``h``, ``head``).
+        model: an :class:`~nsde_lib.models.resnet.EulerResNet` (uses ``stem``, ``blocks``, ``h``,
+            ``head``).
         x: a batch of inputs; y: its labels ``(B,)``.
         train_mode: BatchNorm with batch statistics, as during training (the default).
         loss_fn: ``loss_fn(logits, y)``, the batch-mean cross-entropy by default (what
@@ -84,7 +85,7 @@ def jacobian_norms(model, x: torch.Tensor, *, n_iter: int = 50, tol: float = 1e-
     """W_i = ‖∂F_i/∂x_i‖₂ at the states the batch reaches, for every block i (Prop. 1's W).
 
     Args:
-        model: an :class:`~nsde_lib.resnet.EulerResNet`.
+        model: an :class:`~nsde_lib.models.resnet.EulerResNet`.
         x: a batch of inputs (the states x_i are computed from it).
         n_iter: most power iterations per block (each costs two backward passes through one
             block); tol: stop a block's iteration once the estimate rises by less than this

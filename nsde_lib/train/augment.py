@@ -58,23 +58,24 @@ def _pixel_noise(x: torch.Tensor, std: float) -> torch.Tensor:
     return x + brownian_increments([0.0, std * std], x.shape, dtype=x.dtype, device=x.device)[0]
 
 
-def make_augment(kind: str, image_size: int, *, noise: float = 0.0):
+def make_augment(kind: str, image_size: int, *, input_noise: float = 0.0):
     """``augment(x) -> x`` for :func:`nsde_lib.fit`: ``"none"``, ``"crop"`` or ``"crop-flip"``,
-    then Gaussian noise of std ``noise`` on every pixel when ``noise > 0``.
+    then Gaussian noise of std ``input_noise`` on every pixel when ``input_noise > 0`` (the
+    name :class:`nsde_lib.RunConfig` gives the same setting).
 
     Padding is 4 pixels for images up to 32 px (the reference's CIFAR/MNIST setting), 8 above
     (its STL-10 setting). Digits must not be flipped: use ``"crop"`` for MNIST.
     Returns ``None`` when there is nothing to do.
     """
     checks.one_of("augment", kind, AUGMENTS)
-    noise = checks.non_negative("noise (std of the pixel noise)", noise)
+    input_noise = checks.non_negative("input_noise (std of the pixel noise)", input_noise)
     crop = None
     if kind != "none":
         padding = 4 if image_size <= 32 else 8
         flip = kind == "crop-flip"
         crop = lambda x: random_crop_flip(x, padding, flip)  # noqa: E731
-    if noise == 0:
+    if input_noise == 0:
         return crop
     if crop is None:
-        return lambda x: _pixel_noise(x, noise)
-    return lambda x: _pixel_noise(crop(x), noise)
+        return lambda x: _pixel_noise(x, input_noise)
+    return lambda x: _pixel_noise(crop(x), input_noise)

@@ -1,6 +1,6 @@
 """The training loop every notebook shares: tensors on the device, a history, no crash on NaN.
 
-Data are pairs ``(x, y)`` of tensors (see :mod:`nsde_lib.data`); batches are index slices of
+Data are pairs ``(x, y)`` of tensors (see :mod:`nsde_lib.train.data`); batches are index slices of
 them, so a small data set held on the GPU trains with no DataLoader in the way.
 """
 from __future__ import annotations
