@@ -22,67 +22,40 @@ nothing in the folder is changed), 4 some trials of a sweep failed (the others a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict, fields
+from pathlib import Path
 
-from .models.classifier import CLASSIFIER_NOISES
 from .runtime import DEVICES
-from .train.augment import AUGMENTS
+from .train.config import EVAL_DATASETS, RunConfig, config_fields
 from .train.data import DatasetMissing
-from .train.runs import (AMP_MODES, EVAL_DATASETS, TRAIN_DATASETS, RunConfig, RunFolderError,
-                         evaluate_run, read_config, train_run)
+from .train.folders import RunFolderError
+from .train.runs import evaluate_run, read_config, train_run
+from .train.store import STORE_ENV, RunStore, default_store_root
 from .train.sweep_runs import SWEEP_ENGINES, TrialsFailed, load_spec, run_sweep
 
 __all__ = ["main", "EXIT_DIVERGED", "EXIT_BAD_INPUT", "EXIT_RUN_FOLDER", "EXIT_TRIALS_FAILED"]
 
 EXIT_DIVERGED, EXIT_BAD_INPUT, EXIT_RUN_FOLDER, EXIT_TRIALS_FAILED = 1, 2, 3, 4
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+def _parse_with(info):
+    """argparse's ``type`` for a config field: the field's own parser, its error as argparse's."""
+    def parse(text: str):
+        try:
+            return info.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    parse.__name__ = info.kind  # argparse names the type in its message
+    return parse
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-def _optional_int(text: str):
-    return None if text.lower() == "none" else int(text)
-
-
-def _optional_float(text: str):
-    return None if text.lower() == "none" else float(text)
-
-
-_HELP = {
-    "dataset": f"one of {TRAIN_DATASETS}",
-    "arch": "sde (the Neural ODE/SDE classifier) or resnet (the Euler-view ResNet of chapter 02)",
-    "noise": f"one of {CLASSIFIER_NOISES}",
-    "sigma": "diffusion scale σ >= 0 (additive, multiplicative)",
-    "p": "drop probability in [0, 1) (dropout, jump-dropout)",
-    "rate": "jump intensity λ >= 0 (jump-dropout)", "channels": "width of the state (SDE channels, ResNet width)",
-    "steps": "solver steps on [0, T]", "T": "integration horizon", "method": "euler or milstein",
-    "spectral_norm": "spectral normalisation of the drift convs (flag, or true/false)",
-    "epochs": "epochs >= 1", "batch_size": "images per step", "optimizer": "sgd or adam",
-    "lr": "learning rate", "momentum": "SGD momentum", "weight_decay": "L2 penalty",
-    "schedule": "constant, step (÷10 at 50%% and 75%%) or cosine",
-    "augment": f"one of {AUGMENTS} or auto (crop-flip for photos, crop for digits)",
-    "seed": "seed of shuffling, noise and augmentation",
-    "n": "keep only the first n images (quick runs)",
-    "depth": "resnet: residual blocks D", "h": "resnet: step factor h > 0 (1 = the original ResNet)",
-    "bn": "resnet: BatchNorm in the blocks (true/false)",
-    "stem_pool": "resnet: average-pool factor after the stem (28x28 -> 7x7 for 4)",
-    "head_pool": "resnet: the head pools the state to head_pool x head_pool",
-    "n_train": "keep the first n_train training images", "n_test": "keep the first n_test test images",
-    "downsample": "average-pool the images by this factor (2: 28x28 -> 14x14)",
-    "input_noise": "std of Gaussian noise added to every training image",
-    "max_loss": "a batch loss above this counts as diverged (none: only NaN/Inf)",
-    "device": f"one of {DEVICES}",
-    "amp": f"one of {AMP_MODES} (bf16 autocast; auto = on CUDA)",
-    "compile": "torch.compile the model (flag, or true/false)",
-}
+def _no_store(parser) -> None:
+    parser.add_argument("--no-store", action="store_true",
+                        help=f"train even if the run store holds this run, and keep nothing "
+                             f"there (the store: ${STORE_ENV}, default runs/store; "
+                             f"{STORE_ENV}=off does the same)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,15 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    defaults = RunConfig()
-    for f in fields(RunConfig):
-        kind = {"int | None": _optional_int, "float | None": _optional_float,
-                "bool": _bool}.get(f.type, _TYPES.get(f.type, str))
+    _no_store(train)
+    for info in config_fields().values():
         # default None: on --resume an option not given is taken from the run's config
-        flag = {"nargs": "?", "const": True} if f.type == "bool" else {}  # --compile = true
-        train.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
-                           default=None, metavar=f.name.upper(), **flag,
-                           help=f"{_HELP.get(f.name, '')} (default {getattr(defaults, f.name)})")
+        flag = {"nargs": "?", "const": True} if info.kind == "bool" else {}  # --compile = true
+        train.add_argument(f"--{info.flag}", dest=info.name, type=_parse_with(info),
+                           default=None, metavar=info.name.upper(), help=info.describe(), **flag)
     ev = sub.add_parser("eval", help="test accuracy without / with test-time noise")
     ev.add_argument("--run", required=True, help="run folder")
     ev.add_argument("--ensemble", type=int, default=1, metavar="K",
@@ -125,7 +95,15 @@ def _parser() -> argparse.ArgumentParser:
                          "under both engines)")
     sw.add_argument("--gpus-per-trial", type=float, default=None, metavar="F",
                     help="ray: share of a GPU per trial, e.g. 0.25 (default: the spec's, else 0)")
+    sw.add_argument("--quick", action="store_true",
+                    help="apply the spec's [quick] table: the chapters' quick mode (a smoke test)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _no_store(sw)
+    st = sub.add_parser("store", help="the run store: list it, pack it into one file, unpack one")
+    st.add_argument("action", choices=("info", "pack", "unpack"),
+                    help="info: what it holds; pack FILE: every entry into FILE (.tar.gz); "
+                         "unpack FILE: add FILE's entries (entries already here are kept)")
+    st.add_argument("file", nargs="?", help="the pack file (pack, unpack)")
     return parser
 
 
@@ -138,7 +116,8 @@ def _train(args) -> int:
     if args.resume and (Path(args.out) / "config.json").exists():
         base = read_config(args.out)  # options not given come from the run
     config = RunConfig.from_dict(base | given)
-    history = train_run(config, args.out, resume=args.resume, progress=not args.no_progress)
+    history = train_run(config, args.out, resume=args.resume, progress=not args.no_progress,
+                        store=None if args.no_store else "auto")
     if history.diverged:
         return EXIT_DIVERGED
     if history.epochs:
@@ -159,10 +138,10 @@ def _eval(args) -> int:
 
 
 def _sweep(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, quick=args.quick)
     lines = run_sweep(spec, args.out, engine=args.engine, resume=args.resume,
                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, store=None if args.no_store else "auto")
     diverged = [tid for tid, line in lines.items() if line["metrics"]["diverged"]]
     accs = [line["metrics"]["test_acc"] for line in lines.values()
             if not line["metrics"]["diverged"]]
@@ -172,7 +151,33 @@ def _sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "sweep": _sweep}
+def _store(args) -> int:
+    root = default_store_root()
+    if root is None:
+        raise ValueError(f"the run store is off ({STORE_ENV}={os.environ.get(STORE_ENV)}); set "
+                         f"{STORE_ENV} to a folder, or unset it for runs/store")
+    store = RunStore(root)
+    if args.action != "info" and not args.file:
+        raise ValueError(f"store {args.action} needs a FILE, e.g. python -m nsde_lib store "
+                         f"{args.action} course-store.tar.gz")
+    if args.action == "pack":
+        n = store.pack(args.file)
+        size = Path(args.file).stat().st_size / 2**20
+        print(f"{args.file}: {n} trained runs from {root} ({size:.1f} MiB)")
+    elif args.action == "unpack":
+        added, present = store.unpack(args.file)
+        print(f"{root}: added {added} trained runs from {args.file} ({present} were already "
+              f"there)")
+    else:
+        metas = store.metas()
+        seconds = sum(m.get("seconds", 0) for m in metas)
+        devices = sorted({m.get("trained_on", "?") for m in metas})
+        print(f"{root}: {len(metas)} trained runs ({seconds / 60:.1f} min of training"
+              + (f", on {' and '.join(devices)}" if metas else "") + ")")
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "sweep": _sweep, "store": _store}
 
 
 def main(argv=None) -> int:

@@ -44,10 +44,10 @@ def test_train_then_eval_writes_a_complete_run(tmp_path, capsys):
     assert "w/o TTN" in out and "K=3" in out
     result = lines(run / "eval.jsonl")[-1]
     # the no-noise accuracy, recomputed by hand from the checkpoint
-    _, model, _ = load_run(run, "cpu")
+    _, model, _, _ = load_run(run, "cpu")
     _, (x, y) = mnist5k(n=60)
     with torch.no_grad():
-        acc = float((model(x, noise=False).argmax(1) == y).double().mean())
+        acc = float((model(x, noise_on=False).argmax(1) == y).double().mean())
     assert result["acc_no_ttn"] == pytest.approx(acc, abs=1e-12)
     assert result["K"] == 3 and 0 <= result["acc_ttn"] <= 1
 
@@ -60,7 +60,9 @@ def test_an_ode_run_has_no_test_time_noise_column(tmp_path):
 
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    args = ("--noise", "multiplicative", "--sigma", "0.5", "--epochs", "3", "--augment", "crop")
+    # --no-store: the interrupted run must train, not load what "whole" left in the store
+    args = ("--noise", "multiplicative", "--sigma", "0.5", "--epochs", "3", "--augment", "crop",
+            "--no-store")
     assert train(tmp_path / "whole", *args) == 0
 
     calls = {"n": 0}
@@ -139,7 +141,7 @@ def test_eval_on_a_test_set_of_another_shape_fails_before_loading_it(tmp_path, c
     def no_loading(*args, **kwargs):
         raise AssertionError("a test set that cannot fit was loaded (or downloaded)")
 
-    monkeypatch.setattr("nsde_lib.train.runs._data", no_loading)
+    monkeypatch.setattr("nsde_lib.train.runs.load_data", no_loading)
     assert cli.main(["eval", "--run", str(run), "--dataset", "cifar10.1"]) == 2
     assert "'cifar10.1' does not fit a model trained on 'mnist5k'" in capsys.readouterr().err
 
@@ -198,7 +200,7 @@ def test_the_bf16_path_trains_too(tmp_path):
     assert train(run, "--epochs", "1", "--noise", "dropout", "--p", "0.1", "--amp", "bf16") == 0
     record = lines(run / "metrics.jsonl")[0]
     assert 0 < record["loss"] < 10 and 0 <= record["test_acc"] <= 1
-    _, model, _ = load_run(run, "cpu")
+    _, model, _, _ = load_run(run, "cpu")
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
 
 
@@ -208,5 +210,5 @@ def test_boolean_options_work_as_flags(tmp_path):
     assert json.loads((run / "config.json").read_text())["spectral_norm"] is True
     keys = load_checkpoint(run / "checkpoint.pt")["model"]
     assert any("parametrizations.weight.original" in k for k in keys)
-    _, model, _ = load_run(run, "cpu")  # and it loads back into a spectral-norm model
+    _, model, _, _ = load_run(run, "cpu")  # and it loads back into a spectral-norm model
     assert torch.nn.utils.parametrize.is_parametrized(model.drift.convs[0], "weight")

@@ -70,7 +70,7 @@ def test_a_truncated_config_is_named(finished, tmp_path, capsys, command):
             else ["train", "--resume", "--no-progress", "--out", str(run)])
     assert cli.main(argv) == 3
     err = one_line(capsys)
-    assert "config.json" in err and "Expecting" in err
+    assert "config.json" in err and "JSONDecodeError" in err
 
 
 def unfinished(finished, tmp_path) -> Path:

@@ -124,7 +124,7 @@ def test_interrupted_sweep_resumes_only_what_is_unfinished(tmp_path, finished, m
         return evaluate(*a, **k)
 
     monkeypatch.setattr(nsde_lib.train.loop, "evaluate", crash_in_the_second_trial)
-    assert sweep(spec, out) == 130
+    assert sweep(spec, out, "--no-store") == 130  # trains (the store holds `finished`'s trials)
     monkeypatch.setattr(nsde_lib.train.loop, "evaluate", evaluate)
     assert [r["trial"] for r in results(out)] == IDS[:1]
     first = (out / "trials" / IDS[0] / "checkpoint.pt").read_bytes()
@@ -133,13 +133,13 @@ def test_interrupted_sweep_resumes_only_what_is_unfinished(tmp_path, finished, m
     trained = []
     run_trial = nsde_lib.train.sweep_runs.run_trial
 
-    def spy(config, folder, threads=1):
+    def spy(config, folder, threads=1, store="auto"):
         trained.append(Path(folder).name)
-        return run_trial(config, folder, threads)
+        return run_trial(config, folder, threads, store)
 
     monkeypatch.setattr(nsde_lib.train.sweep_runs, "run_trial", spy)
     assert sweep(spec, out) == 2  # without --resume the folder is refused
-    assert sweep(spec, out, "--resume") == 0
+    assert sweep(spec, out, "--resume", "--no-store") == 0  # resumes from the checkpoints
     assert trained == IDS[1:]  # the finished trial was not run again...
     assert (out / "trials" / IDS[0] / "checkpoint.pt").read_bytes() == first  # ...nor touched
     assert without_seconds(results(out)) == without_seconds(results(finished))
@@ -163,7 +163,7 @@ def test_a_trial_whose_results_line_was_lost_is_read_back_not_retrained(tmp_path
     # the process died while writing the last line: only half of it is on disk
     (out / "results.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:25])
     before = (out / "trials" / IDS[3] / "checkpoint.pt").read_bytes()
-    monkeypatch.setattr(nsde_lib.train.runs, "fit", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(nsde_lib.train.experiment, "fit", lambda *a, **k: pytest.fail("retrained"))
     assert sweep(write_spec(tmp_path), out, "--resume") == 0
     assert (out / "trials" / IDS[3] / "checkpoint.pt").read_bytes() == before
     assert without_seconds(results(out)) == without_seconds(results(finished))
@@ -185,7 +185,7 @@ BAD_SPECS = [
     ("[base]\nseed = 1\n[grid]\nseed = [0]\n", r"'seed' is both in \[base\] and \[grid\]"),
     ("[base]\nnoise = 'additive'\n[grid]\nsigma = [0.1, -1.0]\n",
      r"trial sigma=-1.0 of .*: sigma must be a finite number >= 0"),
-    ("[grid]\nnoise = ['none', 'gaussian']\n", r"trial noise=gaussian of .*: noise must be one of"),
+    ("[grid]\nnoise = ['none', 'gaussian']\n", r"\[grid\] noise\[1\] in .*spec.toml must be one of \('none', .*got 'gaussian'"),
     ("[grid]\nnoise = ['multiplicative']\n", r"sigma must be > 0 for noise 'multiplicative'"),
     ("[base]\narch = 'resnet'\n[grid]\nsteps = [2, 4]\n", r"steps is a setting of arch 'sde'"),
     ("[grid]\nseed = [0]\n[extra]\nx = 1\n", r"unknown table 'extra'"),
@@ -234,10 +234,10 @@ def test_an_out_folder_holding_another_sweep_is_refused_and_kept(tmp_path, finis
 def test_a_failing_trial_is_reported_and_the_others_are_kept(tmp_path, capsys, monkeypatch):
     run_trial = nsde_lib.train.sweep_runs.run_trial
 
-    def broken_second(config, folder, threads=1):
+    def broken_second(config, folder, threads=1, store="auto"):
         if Path(folder).name == IDS[1]:
             raise RuntimeError("disk full")
-        return run_trial(config, folder, threads)
+        return run_trial(config, folder, threads, store)
 
     monkeypatch.setattr(nsde_lib.train.sweep_runs, "run_trial", broken_second)
     out = tmp_path / "out"
@@ -319,7 +319,7 @@ def test_resnet_runs_train_what_chapter_02_trains_by_hand(tmp_path):
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["test_acc"] for m in metrics] == history.column("test_acc")
-    _, loaded, _ = nl.load_run(out, "cpu")  # and eval reads it back (no test-time noise)
+    _, loaded, _, _ = nl.load_run(out, "cpu")  # and eval reads it back (no test-time noise)
     assert isinstance(loaded, nl.EulerResNet)
     assert cli.main(["eval", "--run", str(out), "--ensemble", "3", "--device", "cpu"]) == 0
     result = json.loads((out / "eval.jsonl").read_text().splitlines()[-1])
@@ -350,11 +350,11 @@ def test_data_options_shrink_the_data_as_nl_load_does(tmp_path):
     assert cli.main(["train", "--n-train", "50", "--n-test", "30", "--downsample", "2",
                      "--channels", "4", "--steps", "2", "--epochs", "1", "--batch-size", "25",
                      "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
-    config, model, _ = nl.load_run(out, "cpu")
+    config, model, _, _ = nl.load_run(out, "cpu")
     (x, y), (xt, yt) = nl.load("mnist5k", n_train=50, n_test=30, pool=2)
     assert x.shape == (50, 1, 14, 14) and xt.shape == (30, 1, 14, 14)
     with torch.no_grad():
-        acc = float((model(xt, noise=False).argmax(1) == yt).double().mean())
+        acc = float((model(xt, noise_on=False).argmax(1) == yt).double().mean())
     metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["test_acc"] == pytest.approx(acc, abs=1e-12)  # tested on those 30 images
 
@@ -362,10 +362,10 @@ def test_data_options_shrink_the_data_as_nl_load_does(tmp_path):
 def test_input_noise_adds_gaussian_pixels_of_that_std():
     x = torch.full((200, 1, 14, 14), 0.5)
     for sigma in (0.12, 0.5):
-        noisy = nl.make_augment("none", 14, noise=sigma)(x)
+        noisy = nl.make_augment("none", 14, input_noise=sigma)(x)
         eps = (noisy - x).flatten()
         assert abs(float(eps.mean())) < 4 * sigma / math.sqrt(eps.numel())  # 4 standard errors
         assert float(eps.std()) == pytest.approx(sigma, rel=0.02)
-    assert nl.make_augment("none", 14, noise=0.0) is None
-    crop = nl.make_augment("crop", 14, noise=0.3)(torch.zeros(8, 1, 14, 14))
+    assert nl.make_augment("none", 14, input_noise=0.0) is None
+    crop = nl.make_augment("crop", 14, input_noise=0.3)(torch.zeros(8, 1, 14, 14))
     assert crop.shape == (8, 1, 14, 14) and float(crop.abs().max()) > 0  # crop, then noise

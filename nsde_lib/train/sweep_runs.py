@@ -31,30 +31,36 @@ validated before the first trial starts; a bad spec is a ``ValueError`` naming t
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import checks
+from ..models.classifier import NOISE_LEVELS
+from .config import RunConfig, config_fields
+from .experiment import Result, train_model
+from .folders import (RunFolderError, append_line, read_jsonl, refuse_overwrite, rewrite_jsonl,
+                      write_json)
 from .loop import History
-from .runs import (CONFIG, METRICS, RunConfig, RunFolderError, _append_line, _read_metrics,
-                   _write_json, train_run)
-from .sweeps import _record
+from .runs import CONFIG, METRICS, read_metrics, train_run
+from .sweeps import run_record
 
 __all__ = ["SweepSpec", "load_spec", "parse_spec", "run_sweep", "read_results", "run_trial",
-           "trial_metrics", "TrialsFailed", "SWEEP_ENGINES"]
+           "train_spec", "spec_records", "TrialsFailed", "SWEEP_ENGINES"]
 
 SWEEP_ENGINES = ("local", "ray")
 SPEC_FILE, RESULTS, TRIALS = "sweep.json", "results.jsonl", "trials"
-TABLES = ("base", "grid", "trials", "resources")
+TABLES = ("base", "grid", "trials", "resources", "quick", "inherit")
 RESOURCES = ("cpus-per-trial", "gpus-per-trial")
-FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+FIELDS = config_fields()
+COURSE_LEVEL = "course-level"  # in a [[trials]] table: the level of nl.NOISE_LEVELS[noise]
 
 
 class TrialsFailed(RuntimeError):
@@ -86,24 +92,15 @@ def _cli_name(name: str) -> str:
 def _option(key: str, where: str) -> str:
     """The :class:`RunConfig` field of a spec key (``batch-size`` or ``batch_size``)."""
     name = key.replace("-", "_")
-    if name not in FIELD_TYPES:
-        allowed = ", ".join(_cli_name(n) for n in FIELD_TYPES)
+    if name not in FIELDS:
+        allowed = ", ".join(info.flag for info in FIELDS.values())
         raise ValueError(f"unknown option {key!r} in {where}; allowed: {allowed}")
     return name
 
 
 def _typed(name: str, value, where: str):
-    """``value`` as the type of field ``name`` (TOML's 1 is fine for a float; 2.5 is not an
-    int, and a string is not a number)."""
-    kind = FIELD_TYPES[name].replace(" | None", "")
-    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-          "bool": isinstance(value, bool), "str": isinstance(value, str)}[kind]
-    if not ok:
-        word = {"int": "an integer", "float": "a number", "bool": "true or false",
-                "str": "a string"}[kind]
-        raise ValueError(f"{where} must be {word}, got {value!r}")
-    return float(value) if kind == "float" else value
+    """``value`` as the type of field ``name`` (see :class:`nsde_lib.train.config.FieldInfo`)."""
+    return FIELDS[name].typed(value, where)
 
 
 def _table(spec: dict, name: str, where: str) -> dict:
@@ -167,8 +164,9 @@ def trial_id(params: dict) -> str:
     return text
 
 
-def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
-    """Expand a spec (a dict as TOML gives it) into validated trials.
+def parse_spec(spec: dict, source: str = "spec", *, quick: bool = False) -> SweepSpec:
+    """Expand a spec (a dict as TOML gives it) into validated trials; with ``quick`` the
+    options of its ``[quick]`` table replace theirs wherever they are set (the smoke test).
 
     Raises:
         ValueError: an unknown table or option, an empty grid or list, a value of the wrong
@@ -181,6 +179,13 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} in {source}; allowed: "
                          f"{', '.join(TABLES)}")
+    if "inherit" in spec:
+        raise ValueError(f"inherit in {source} names another spec file: read it with load_spec")
+    quick_table = _table(spec, "quick", source)
+    for key in quick_table:
+        _option(key, f"[quick] of {source}")
+    if quick:
+        spec = _quick(spec, quick_table, source)
     base = _options(_table(spec, "base", source), "[base]", source, lists=False)
     grid_table = _table(spec, "grid", source)
     for key, values in grid_table.items():
@@ -200,7 +205,7 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
     extra = []
     for i, table in enumerate(explicit):
         label = f"[[trials]] #{i + 1}"
-        options = _options(table, label, source, lists=True)
+        options = _options(_course_level(table, label, source), label, source, lists=True)
         for name in options:
             if name in base or name in grid:
                 other = "[base]" if name in base else "[grid]"
@@ -237,53 +242,104 @@ def parse_spec(spec: dict, source: str = "spec") -> SweepSpec:
     return SweepSpec(trials, params, resources, source)
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and expand a TOML spec file (see the module docstring).
+def _course_level(table: dict, label: str, source: str) -> dict:
+    """A ``[[trials]]`` table with ``course-level = true`` gets the level of its noise preset
+    from :data:`nsde_lib.NOISE_LEVELS` (the levels chapter 04 chose), so a spec never copies
+    them as numbers."""
+    if COURSE_LEVEL not in table:
+        return table
+    table = dict(table)
+    if table.pop(COURSE_LEVEL) is not True:
+        raise ValueError(f"{COURSE_LEVEL} in {label} of {source} must be true (or left out)")
+    noise = table.get("noise")
+    if noise not in NOISE_LEVELS:
+        raise ValueError(f"{COURSE_LEVEL} in {label} of {source} needs a noise preset, one of "
+                         f"{', '.join(NOISE_LEVELS)}; got noise = {noise!r}")
+    for name, value in NOISE_LEVELS[noise].items():
+        if name in table:
+            raise ValueError(f"{label} of {source} sets {name} and {COURSE_LEVEL}: keep one")
+        table[name] = value
+    return table
 
-    Raises:
-        FileNotFoundError: no such file. ValueError: not TOML, or a bad spec (names the key).
-    """
+
+def _quick(spec: dict, quick: dict, source: str) -> dict:
+    """``spec`` with each option of ``quick`` replacing that option where it is set (``[grid]``,
+    ``[base]`` or ``[[trials]]``); an option set nowhere goes to ``[base]`` (``[grid]`` if it is
+    a list)."""
+    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.items()}
+    spec["trials"] = [dict(t) for t in spec.get("trials", [{}])]
+    tables = [spec.setdefault("grid", {}), spec.setdefault("base", {})] + spec["trials"]
+    for key, value in quick.items():
+        name = _option(key, f"[quick] of {source}")
+        found = False
+        for table in tables:
+            for old in [k for k in table if k.replace("-", "_") == name]:
+                del table[old]
+                table[key] = value
+                found = True
+        if not found:
+            spec["grid" if isinstance(value, list) else "base"][key] = value
+    spec.pop("quick", None)
+    return spec
+
+
+def _norm(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def _read_toml(path: Path) -> dict:
     try:
         import tomllib  # Python 3.11+
     except ModuleNotFoundError:  # Python 3.10: the same parser as a package
         import tomli as tomllib
 
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sweep spec at {path}")
     try:
-        spec = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid TOML: {err}") from None
-    return parse_spec(spec, str(path))
+
+
+def load_spec(path: str | os.PathLike, *, quick: bool = False) -> SweepSpec:
+    """Read and expand a TOML spec file (see the module docstring).
+
+    ``inherit = "other.toml"`` (a file beside it) takes that spec's ``[base]`` and ``[quick]``
+    options, except those this spec sets itself: chapters 05 and 06 train chapter 04's models
+    that way. With ``quick`` the ``[quick]`` options apply (see :func:`parse_spec`).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not TOML, or a bad spec (names the key).
+    """
+    path = Path(path)
+    spec = _read_toml(path)
+    parent = spec.pop("inherit", None) if isinstance(spec, dict) else None
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ValueError(f"inherit in {path} must be a file name, got {parent!r}")
+        inherited = _read_toml(path.parent / parent)
+        if "inherit" in inherited:
+            raise ValueError(f"{path.parent / parent} inherits too: one level only")
+        own = {_norm(k) for t in [spec.get("base", {}), spec.get("grid", {})]
+               + list(spec.get("trials", [])) for k in t}
+        base = _table(inherited, "base", parent)
+        spec["base"] = {k: v for k, v in base.items() if _norm(k) not in own} \
+            | _table(spec, "base", str(path))
+        mine = {_norm(k) for k in _table(spec, "quick", str(path))}
+        quick_parent = _table(inherited, "quick", parent)
+        spec["quick"] = {k: v for k, v in quick_parent.items() if _norm(k) not in mine} \
+            | _table(spec, "quick", str(path))
+    return parse_spec(spec, str(path), quick=quick)
 
 
 # --- one trial ------------------------------------------------------------------------------------
 
-def trial_metrics(folder: str | os.PathLike) -> dict:
-    """The final-epoch metrics of a finished run folder, with ``diverged`` (and where).
-
-    Raises:
-        RunFolderError: ``metrics.jsonl`` is missing or damaged.
-    """
-    records, _ = _read_metrics(Path(folder) / METRICS)
-    epochs = [r for r in records if "diverged" not in r]
-    stop = next((r for r in records if r.get("diverged")), None)
-    if not epochs and stop is None:
-        raise RunFolderError(f"{Path(folder) / METRICS} holds no finished epoch; nothing was "
-                             f"changed")
-    metrics = dict(epochs[-1]) if epochs else {}
-    metrics["diverged"] = stop is not None
-    if stop is not None:
-        metrics["diverged_epoch"], metrics["diverged_step"] = stop["epoch"], stop["step"]
-    return metrics
-
-
-def run_trial(config: dict, folder: str, threads: int | None = 1) -> dict:
+def run_trial(config: dict, folder: str, threads: int | None = 1, store="auto") -> dict:
     """Train one trial into its run folder (resumed if it has begun) and return its metrics.
 
     The engines call this, in this process (local) or in a Ray worker; ``threads`` sets
-    torch's CPU threads for the trial (restored afterwards).
+    torch's CPU threads for the trial (restored afterwards); ``store`` is the run store (a
+    trial the store holds is loaded from it, see :func:`nsde_lib.train_run`).
     """
     previous = torch.get_num_threads()
     if threads:
@@ -291,10 +347,50 @@ def run_trial(config: dict, folder: str, threads: int | None = 1) -> dict:
     try:
         path = Path(folder)
         train_run(RunConfig.from_dict(config), path, resume=(path / CONFIG).is_file(),
-                  progress=False, log=lambda message: None)
-        return trial_metrics(path)
+                  progress=False, log=lambda message: None, store=store)
+        return read_metrics(path)
     finally:
         torch.set_num_threads(previous)
+
+
+def train_spec(spec: SweepSpec, *, hooks=None, store="auto", progress: bool = True,
+               desc: str = "models") -> dict[str, Result]:
+    """Every trial of ``spec`` through :func:`nsde_lib.train_model`, in this process: what a chapter
+    calls (``python -m nsde_lib sweep`` trains the same models, and the run store shares them).
+
+    Args:
+        spec: from :func:`load_spec`.
+        hooks: ``hooks(config) -> list of Hook`` (fresh recorders for each trial), or None.
+        store: the run store (see :func:`nsde_lib.train_model`).
+        progress: a tqdm bar over the trials (with the trial's own bar under it).
+
+    Returns:
+        ``{trial id: Result}`` in the spec's order.
+    """
+    from tqdm.auto import tqdm
+
+    results = {}
+    bar = tqdm(spec.trials.items(), desc=desc, disable=not progress, leave=False)
+    for tid, values in bar:
+        config = RunConfig.from_dict(values)
+        mine = hooks(config) if hooks is not None else ()
+        bar.set_postfix_str(tid, refresh=False)
+        results[tid] = train_model(config, hooks=mine, store=store, progress=progress, desc=tid)
+    bar.close()
+    return results
+
+
+def spec_records(spec: SweepSpec, results: dict[str, Result]) -> list[dict]:
+    """The results of :func:`train_spec` as records of :func:`nsde_lib.sweep` (the values that
+    vary, ``seed``, ``acc``, ``diverged``, ..., ``history``), ready for
+    :func:`nsde_lib.summarize`; each record's ``result`` is the :class:`Result`."""
+    records = []
+    for tid, result in results.items():
+        params = {k: v for k, v in spec.params[tid].items() if k != "seed"}
+        record = run_record(params, result.config.seed, result.history)
+        record.update(trial=tid, result=result)
+        records.append(record)
+    return records
 
 
 # --- the sweep folder ---------------------------------------------------------------------------
@@ -307,11 +403,7 @@ def _check_sweep_folder(spec: SweepSpec, out: Path, resume: bool) -> None:
     """Refuse to overwrite anything, or to resume a sweep with another spec."""
     stored_path = out / SPEC_FILE
     if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            held = "another sweep" if stored_path.is_file() else "files"
-            raise FileExistsError(f"{out} already exists and holds {held}; a sweep is never "
-                                  f"overwritten. Continue it with --resume, or choose another "
-                                  f"--out")
+        refuse_overwrite(out, "a sweep", "another sweep" if stored_path.is_file() else "files")
         return
     if not stored_path.is_file():
         raise FileNotFoundError(f"no sweep to resume at {out} (no {SPEC_FILE}); start it "
@@ -343,20 +435,16 @@ def _finished(out: Path, repair: bool = False) -> dict[str, dict]:
     """``{trial: results line}`` of ``results.jsonl``. A torn last line (a crash while it was
     written) counts as unfinished (its run folder still holds its epochs); with ``repair`` it
     is moved to ``results.jsonl.dropped`` so that new lines start on a line of their own."""
-    path = out / RESULTS
-    records, bad = _read_metrics(path)
-    if bad and repair:
-        with open(out / (RESULTS + ".dropped"), "a") as f:
-            f.write("".join(line + "\n" for line in bad))
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, path)
+    records, torn = read_jsonl(out / RESULTS)
+    if torn and repair:
+        rewrite_jsonl(out / RESULTS, records, torn)
     return {r["trial"]: r for r in records if "trial" in r}
 
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
               resume: bool = False, cpus_per_trial: int | None = None,
-              gpus_per_trial: float | None = None, progress: bool = True, log=print) -> dict:
+              gpus_per_trial: float | None = None, progress: bool = True, log=print,
+              store="auto") -> dict:
     """Run every unfinished trial of ``spec`` into ``out`` and return ``{trial: results line}``.
 
     Args:
@@ -374,6 +462,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
             else 0: the trials run on CPUs).
         progress: a tqdm bar over the trials.
         log: where one-line messages go.
+        store: the run store (``"auto"``, ``None`` or a path; see :func:`nsde_lib.train_model`): a
+            trial it holds is loaded and its folder written from it.
 
     Raises:
         ValueError: a bad engine or resource, or ``out`` holding another sweep.
@@ -401,7 +491,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
 
     if not (out / SPEC_FILE).is_file():  # first: a folder with anything in it is a sweep
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / SPEC_FILE, {"source": spec.source, "trials": spec.trials,
+        write_json(out / SPEC_FILE, {"source": spec.source, "trials": spec.trials,
                                       "params": spec.params})
     (out / TRIALS).mkdir(exist_ok=True)
     if resume:
@@ -410,7 +500,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
 
     def on_result(tid: str, metrics: dict) -> None:
         line = {"trial": tid, "params": spec.params[tid], "metrics": metrics}
-        _append_line(out / RESULTS, line)
+        append_line(out / RESULTS, line)
         done[tid] = line
         bar.set_postfix_str(tid, refresh=False)  # the trial that finished last
         bar.update(1)
@@ -421,7 +511,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
         if engine == "local":
             for tid, (config, folder) in jobs.items():
                 try:
-                    metrics = run_trial(config, folder, cpus_per_trial)
+                    metrics = run_trial(config, folder, cpus_per_trial, store)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as err:  # noqa: BLE001 (reported with the trial, then on)
@@ -430,7 +520,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, engine: str = "local",
                     continue
                 on_result(tid, metrics)
         elif jobs:
-            failures = ray_engine.run_trials(jobs, run_trial, on_result,
+            failures = ray_engine.run_trials(jobs, functools.partial(run_trial, store=store),
+                                             on_result,
                                              cpus=cpus_per_trial, gpus=gpus_per_trial,
                                              storage=out / "ray")
     finally:
@@ -468,13 +559,13 @@ def read_results(out: str | os.PathLike) -> list[dict]:
         folder = out / TRIALS / tid
         epochs = [metrics]
         if (folder / METRICS).is_file():
-            epochs = [r for r in _read_metrics(folder / METRICS)[0] if "diverged" not in r]
+            epochs = [r for r in read_jsonl(folder / METRICS)[0] if "diverged" not in r]
         epochs = [{k: v for k, v in e.items() if k not in ("diverged", "diverged_epoch",
                                                             "diverged_step")} for e in epochs]
         history = History(epochs=[e for e in epochs if e], diverged=metrics["diverged"],
                           diverged_epoch=metrics.get("diverged_epoch"),
                           diverged_step=metrics.get("diverged_step"))
-        record = _record(params, configs[tid]["seed"], history)
+        record = run_record(params, configs[tid]["seed"], history)
         record["trial"] = tid
         records.append(record)
     return records

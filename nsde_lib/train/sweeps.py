@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from .. import checks
 
-__all__ = ["sweep", "summarize", "run_key", "report_runs", "choose_noise_levels", "level_table"]
+__all__ = ["sweep", "summarize", "run_key", "run_record", "report_runs", "choose_noise_levels", "level_table"]
 
 
 def run_key(config: dict, seed: int) -> tuple:
@@ -54,12 +54,14 @@ def sweep(configs: Iterable[dict], run: Callable, *, seeds: Iterable[int],
     for config, seed in tqdm(jobs, desc=desc, disable=not progress, leave=False):
         key = run_key(config, seed)
         if key not in cache:
-            cache[key] = _record(config, seed, run(config, seed))
+            cache[key] = run_record(config, seed, run(config, seed))
         records.append(cache[key])
     return records
 
 
-def _record(config: dict, seed: int, result) -> dict:
+def run_record(config: dict, seed: int, result) -> dict:
+    """The record of one run, as :func:`sweep` makes it: ``result`` is a History or a tuple
+    whose first item is one (the rest is kept as ``extra``)."""
     history, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
     return {**config, "seed": seed, "acc": history.final_test_acc, "diverged": history.diverged,
             "diverged_epoch": history.diverged_epoch, "diverged_step": history.diverged_step,
