@@ -132,11 +132,8 @@ class RunConfig:
                              f"{smallest}x{smallest})")
         checks.non_negative("input_noise (std of Gaussian noise on training images)",
                             self.input_noise)
-        if self.input_noise_seed is not None:
+        if self.input_noise_seed is not None:  # with input_noise 0 the copy is the images
             count("input_noise_seed (or None)", self.input_noise_seed, low=0)
-            if self.input_noise == 0:
-                raise ValueError("input_noise_seed draws a fixed noisy copy of the training "
-                                 "images: it needs input_noise > 0 (or leave it None)")
         if self.max_loss is not None:
             positive("max_loss (or None)", self.max_loss)
         build_model(self, 1, 10)  # the model checks noise, sigma, ..., depth, h, pools

@@ -53,7 +53,8 @@ from .runs import CONFIG, METRICS, read_metrics, train_run
 from .sweeps import run_record
 
 __all__ = ["SweepSpec", "load_spec", "parse_spec", "run_sweep", "read_results", "run_trial",
-           "train_spec", "spec_records", "TrialsFailed", "SWEEP_ENGINES"]
+           "train_spec", "spec_records", "course_spec", "TrialsFailed", "SWEEP_ENGINES",
+           "SPECS_DIR"]
 
 SWEEP_ENGINES = ("local", "ray")
 SPEC_FILE, RESULTS, TRIALS = "sweep.json", "results.jsonl", "trials"
@@ -61,6 +62,9 @@ TABLES = ("base", "grid", "trials", "resources", "quick", "inherit")
 RESOURCES = ("cpus-per-trial", "gpus-per-trial")
 FIELDS = config_fields()
 COURSE_LEVEL = "course-level"  # in a [[trials]] table: the level of nl.NOISE_LEVELS[noise]
+# The repository's sweeps/ folder, reached through the package (a link in the repository, the
+# files themselves in an installed wheel), so that hosted notebooks read the same specs.
+SPECS_DIR = Path(__file__).resolve().parents[1] / "course" / "sweeps"
 
 
 class TrialsFailed(RuntimeError):
@@ -273,9 +277,8 @@ def _quick(spec: dict, quick: dict, source: str) -> dict:
         name = _option(key, f"[quick] of {source}")
         found = False
         for table in tables:
-            for old in [k for k in table if k.replace("-", "_") == name]:
-                del table[old]
-                table[key] = value
+            for old in [k for k in table if _norm(k) == name]:
+                table[old] = value  # in place: the trials keep their order and their ids
                 found = True
         if not found:
             spec["grid" if isinstance(value, list) else "base"][key] = value
@@ -330,6 +333,24 @@ def load_spec(path: str | os.PathLike, *, quick: bool = False) -> SweepSpec:
         spec["quick"] = {k: v for k, v in quick_parent.items() if _norm(k) not in mine} \
             | _table(spec, "quick", str(path))
     return parse_spec(spec, str(path), quick=quick)
+
+
+def course_spec(name: str, *, quick: bool | None = None) -> SweepSpec:
+    """A chapter's grid: ``sweeps/<name>.toml`` of the course, read by :func:`load_spec`.
+
+    Args:
+        name: the spec's file name without ``.toml``, e.g. ``"04_table1"``.
+        quick: apply its ``[quick]`` table (default: :func:`nsde_lib.is_quick`, i.e.
+            ``NSDE_QUICK=1``).
+
+    Raises:
+        ValueError: no such spec (the message lists the course's specs).
+    """
+    from ..runtime import is_quick
+
+    names = sorted(p.stem for p in SPECS_DIR.glob("*.toml"))
+    checks.one_of("name (a spec in sweeps/)", name, names)
+    return load_spec(SPECS_DIR / f"{name}.toml", quick=is_quick() if quick is None else quick)
 
 
 # --- one trial ------------------------------------------------------------------------------------
