@@ -26,19 +26,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def run_store(tmp_path_factory):
-    """A fresh run store for the session (the notebooks' kernels inherit it), so every test
-    trains what it asks for and nothing lands in the developer's runs/store; a store named in
-    NSDE_STORE by the caller is kept."""
-    if "NSDE_STORE" in os.environ:
-        yield os.environ["NSDE_STORE"]
-        return
-    os.environ["NSDE_STORE"] = str(tmp_path_factory.mktemp("run-store"))
-    yield os.environ["NSDE_STORE"]
-    del os.environ["NSDE_STORE"]
-
-
-@pytest.fixture(autouse=True, scope="session")
 def one_thread():
     """The unit tests run tiny tensors: a second intra-op thread only adds synchronisation,
     and on a busy machine the two threads wait on each other (seen: 10x slower)."""

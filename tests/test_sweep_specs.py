@@ -262,110 +262,66 @@ def test_a_diverged_trial_is_a_result_not_a_failure(tmp_path):
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "sweeps").glob("*.toml")))
 def test_the_specs_in_the_repository_expand_and_validate(name):
     spec = nl.load_spec(ROOT / "sweeps" / name)
-    expected = {"02_depth_h.toml": 30, "02_depth_h_paper.toml": 40, "04_table1.toml": 15,
-                "04_table1_paper.toml": 15, "04_noise_levels.toml": 60,
-                "06_smoothing_sigma.toml": 9, "06_smoothing_sigma_paper.toml": 12}
+    expected = {"02_depth_h.toml": 30, "02_depth_h_paper.toml": 40, "02_lr.toml": 24,
+                "02_no_bn.toml": 18, "02_adam.toml": 18, "02_noisy_inputs.toml": 18,
+                "02_h_grid.toml": 36, "04_table1.toml": 15, "04_table1_paper.toml": 15,
+                "04_noise_levels.toml": 60, "05_attacked.toml": 4, "05_attacked_paper.toml": 4,
+                "06_smoothing_sigma.toml": 18, "06_smoothing_sigma_paper.toml": 12}
     assert len(spec.trials) == expected[name]
     configs = list(spec.trials.values())
     if "paper" in name:  # the papers' scale: CIFAR-10 with the papers' epochs
         assert {c["dataset"] for c in configs} == {"cifar10"}
-        assert {c["epochs"] for c in configs} == {{"02": 80, "04": 200, "06": 90}[name[:2]]}
+        assert {c["epochs"] for c in configs} == {{"02": 80, "04": 200, "05": 200,
+                                                   "06": 90}[name[:2]]}
         assert spec.resources["gpus-per-trial"] > 0
     seeds = {c["seed"] for c in configs}
-    assert len(seeds) >= 3
+    assert len(seeds) >= 3 or name.startswith("05")  # chapter 05 attacks one seed's models
+    quick = nl.load_spec(ROOT / "sweeps" / name, quick=True)  # the chapters' smoke test
+    assert len(quick.trials) <= len(spec.trials)
 
 
-def test_the_04_specs_train_the_course_noise_levels():
-    """Table 1's specs use nl.NOISE_LEVELS; the search that chose them includes each level."""
-    for name in ("04_table1.toml", "04_table1_paper.toml"):
-        configs = list(nl.load_spec(ROOT / "sweeps" / name).trials.values())
-        assert {c["noise"] for c in configs} == set(nl.NOISE_LEVELS)
-        for c in configs:
-            assert all(c[k] == v for k, v in nl.NOISE_LEVELS[c["noise"]].items()), c
-    search = list(nl.load_spec(ROOT / "sweeps" / "04_noise_levels.toml").trials.values())
-    for noise, levels in nl.NOISE_LEVELS.items():
-        assert any(c["noise"] == noise and all(c[k] == v for k, v in levels.items())
-                   for c in search), noise
-    params = nl.load_spec(ROOT / "sweeps" / "04_noise_levels.toml").params
-    assert params["noise=additive_sigma=0.2_seed=1"] == {"noise": "additive", "sigma": 0.2,
-                                                         "seed": 1}
+def test_quick_inherit_and_course_level(tmp_path):
+    (tmp_path / "parent.toml").write_text(
+        "[base]\nepochs = 30\nlr = 0.2\nchannels = 16\n[grid]\nseed = [0, 1, 2]\n"
+        "[quick]\nepochs = 2\nseed = [0]\nchannels = 8\n")
+    (tmp_path / "child.toml").write_text(
+        'inherit = "parent.toml"\n[base]\nlr = 0.1\n[grid]\nseed = [0, 1]\n'
+        '[quick]\nchannels = 4\n[[trials]]\nnoise = "none"\n'
+        '[[trials]]\nnoise = "multiplicative"\ncourse-level = true\n')
+    full = nl.load_spec(tmp_path / "child.toml")
+    assert list(full.trials) == ["noise=none_seed=0", "noise=none_seed=1",
+                                 "noise=multiplicative_sigma=0.3_seed=0",
+                                 "noise=multiplicative_sigma=0.3_seed=1"]
+    config = full.trials["noise=multiplicative_sigma=0.3_seed=1"]
+    assert (config["epochs"], config["lr"], config["channels"], config["sigma"]) == \
+        (30, 0.1, 16, nl.NOISE_LEVELS["multiplicative"]["sigma"])
+    quick = nl.load_spec(tmp_path / "child.toml", quick=True)
+    assert list(quick.trials) == ["noise=none_seed=0", "noise=multiplicative_sigma=0.3_seed=0"]
+    config = quick.trials["noise=none_seed=0"]
+    assert (config["epochs"], config["lr"], config["channels"]) == (2, 0.1, 4)
+    with pytest.raises(ValueError, match="sets sigma and course-level"):
+        nl.parse_spec({"grid": {"seed": [0]}, "trials": [
+            {"noise": "additive", "sigma": 0.1, "course-level": True}]})
+    with pytest.raises(ValueError, match="course-level .* needs a noise preset"):
+        nl.parse_spec({"grid": {"seed": [0]}, "trials": [{"course-level": True}]})
+    with pytest.raises(ValueError, match=r"unknown option 'epoch' in \[quick\]"):
+        nl.parse_spec({"grid": {"seed": [0]}, "quick": {"epoch": 1}})
 
 
-def test_the_02_spec_is_notebook_02s_depth_sweep():
-    spec = nl.load_spec(ROOT / "sweeps" / "02_depth_h.toml")
-    combos = {(c["depth"], c["h"], c["seed"]) for c in spec.trials.values()}
-    assert combos == {(d, h, s) for d in (2, 4, 8, 16, 32) for h in (1.0, 0.1) for s in (0, 1, 2)}
-    config = next(iter(spec.trials.values()))
-    assert (config["arch"], config["channels"], config["stem_pool"], config["head_pool"],
-            config["epochs"], config["lr"], config["schedule"], config["augment"],
-            config["max_loss"]) == ("resnet", 8, 4, 7, 3, 0.1, "constant", "none", 1e4)
-
-
-def test_resnet_runs_train_what_chapter_02_trains_by_hand(tmp_path):
-    """`train --arch resnet` = EulerResNet + nl.fit with the notebook's arguments, bit for bit."""
-    out = tmp_path / "resnet"
-    args = ["--arch", "resnet", "--depth", "3", "--h", "0.1", "--channels", "4",
-            "--stem-pool", "4", "--head-pool", "7", "--n", "80", "--epochs", "2",
-            "--batch-size", "16", "--lr", "0.1", "--schedule", "constant", "--augment", "none",
-            "--max-loss", "1e4", "--seed", "3", "--device", "cpu", "--no-progress"]
-    assert cli.main(["train", *args, "--out", str(out)]) == 0
-    train, test = nl.mnist5k(n=80)
-    torch.manual_seed(3)
-    model = nl.EulerResNet(1, 10, depth=3, width=4, h=0.1, block="conv", bn=True, pool=4,
-                           head_pool=7)
-    history = nl.fit(model, train, test, epochs=2, optimizer="sgd", lr=0.1, batch_size=16,
-                     device="cpu", seed=3, max_loss=1e4, progress=False)
-    saved = nl.load_checkpoint(out / "checkpoint.pt")["model"]
-    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
-    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["test_acc"] for m in metrics] == history.column("test_acc")
-    _, loaded, _, _ = nl.load_run(out, "cpu")  # and eval reads it back (no test-time noise)
-    assert isinstance(loaded, nl.EulerResNet)
-    assert cli.main(["eval", "--run", str(out), "--ensemble", "3", "--device", "cpu"]) == 0
-    result = json.loads((out / "eval.jsonl").read_text().splitlines()[-1])
-    assert result["acc_ttn"] is None
-    assert result["acc_no_ttn"] == pytest.approx(history.final_test_acc, abs=1e-12)
-
-
-@pytest.mark.parametrize("argv,match", [
-    (["--arch", "transformer"], "arch must be one of"),
-    (["--depth", "4"], "depth is a setting of arch 'resnet', not of 'sde'"),
-    (["--arch", "resnet", "--noise", "additive", "--sigma", "0.1"],
-     "noise is a setting of arch 'sde'"),
-    (["--arch", "resnet", "--h", "0"], "h \\(the step factor\\) must be"),
-    (["--downsample", "10"], "downsample 10 leaves 2x2 images"),
-    (["--input-noise", "-0.1"], "input_noise .* must be a finite number >= 0"),
-    (["--n-train", "0"], "n_train \\(or None\\) must be an integer >= 1"),
-    (["--max-loss", "0"], "max_loss \\(or None\\) must be"),
-])
-def test_the_new_train_options_refuse_bad_values(tmp_path, capsys, argv, match):
-    assert cli.main(["train", *argv, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and re.search(match, err), err
-    assert not (tmp_path / "r").exists()
-
-
-def test_data_options_shrink_the_data_as_nl_load_does(tmp_path):
-    out = tmp_path / "small"
-    assert cli.main(["train", "--n-train", "50", "--n-test", "30", "--downsample", "2",
-                     "--channels", "4", "--steps", "2", "--epochs", "1", "--batch-size", "25",
-                     "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
-    config, model, _, _ = nl.load_run(out, "cpu")
-    (x, y), (xt, yt) = nl.load("mnist5k", n_train=50, n_test=30, pool=2)
-    assert x.shape == (50, 1, 14, 14) and xt.shape == (30, 1, 14, 14)
-    with torch.no_grad():
-        acc = float((model(xt, noise_on=False).argmax(1) == yt).double().mean())
-    metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert metrics["test_acc"] == pytest.approx(acc, abs=1e-12)  # tested on those 30 images
-
-
-def test_input_noise_adds_gaussian_pixels_of_that_std():
-    x = torch.full((200, 1, 14, 14), 0.5)
-    for sigma in (0.12, 0.5):
-        noisy = nl.make_augment("none", 14, input_noise=sigma)(x)
-        eps = (noisy - x).flatten()
-        assert abs(float(eps.mean())) < 4 * sigma / math.sqrt(eps.numel())  # 4 standard errors
-        assert float(eps.std()) == pytest.approx(sigma, rel=0.02)
-    assert nl.make_augment("none", 14, input_noise=0.0) is None
-    crop = nl.make_augment("crop", 14, input_noise=0.3)(torch.zeros(8, 1, 14, 14))
-    assert crop.shape == (8, 1, 14, 14) and float(crop.abs().max()) > 0  # crop, then noise
+def test_chapters_04_05_06_share_one_family_of_models():
+    """05's models are chapter 04's trials, config for config (its fourth differs in
+    spectral_norm only), and 06's reference ODE is 04's: in default and in quick mode, so the
+    run store hands the same trained models to all three chapters."""
+    for quick in (False, True):
+        table1 = nl.course_spec("04_table1", quick=quick)
+        attacked = nl.course_spec("05_attacked", quick=quick).trials
+        shared = [tid for tid in attacked if tid in table1.trials]
+        assert len(shared) == 3 and all(attacked[t] == table1.trials[t] for t in shared)
+        (extra,) = [c for t, c in attacked.items() if t not in shared]
+        ode = table1.trials[f"noise=none_seed={extra['seed']}"]
+        assert {k for k in ode if ode[k] != extra[k]} == {"spectral_norm"}
+        reference = table1.where(noise="none")
+        assert list(reference.trials) == [f"noise=none_seed={s}" for s in
+                                          sorted({c["seed"] for c in table1.trials.values()})]
+    with pytest.raises(ValueError, match="no trial of .* has"):
+        table1.where(noise="gaussian")

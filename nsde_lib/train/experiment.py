@@ -167,7 +167,8 @@ def run_request(config: RunConfig, hooks: Sequence[Hook] = ()) -> dict:
     device = pick_device(config.device)
     precision = "bf16" if config.amp == "bf16" or (config.amp == "auto" and
                                                    device.type == "cuda") else "fp32"
-    return {"config": asdict(config) | {"device": device.type, "amp": precision},
+    return {"config": asdict(config) | {"device": device.type, "amp": precision,
+                                        "augment": _augment_kind(config)},
             "hooks": sorted((h.spec() for h in hooks), key=lambda s: s["hook"]),
             "library": library_hash(), "torch": torch.__version__}
 
@@ -254,9 +255,7 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
         if on_epoch is not None:
             on_epoch(epoch, history, checkpoint)
 
-    kind = config.augment
-    if kind == "auto":
-        kind = "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
+    kind = _augment_kind(config)
     fresh_noise = config.input_noise if config.input_noise_seed is None else 0.0
     options = {k: v for hook in hooks for k, v in hook.fit_options.items()}
     began = time.perf_counter()
@@ -280,6 +279,13 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
                 result.trained_at, "trained_on": device.type, "seconds": seconds}
         db.put(key, {**_cpu(checkpoint), "records": _cpu(records)}, meta)
     return result
+
+
+def _augment_kind(config: RunConfig) -> str:
+    """The augmentation a config trains with ("auto": crop-flip for photos, crop for digits)."""
+    if config.augment != "auto":
+        return config.augment
+    return "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
 
 
 def _from_store(config: RunConfig, found, key: str, device) -> Result:

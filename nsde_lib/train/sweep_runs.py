@@ -88,6 +88,21 @@ class SweepSpec:
     resources: dict = field(default_factory=dict)
     source: str = "spec"
 
+    def where(self, **values) -> "SweepSpec":
+        """The trials whose config has these values, e.g. ``spec.where(noise="none")``.
+
+        Raises:
+            ValueError: an unknown option, or no trial matches.
+        """
+        for name in values:
+            _option(name, f"where() of {self.source}")
+        keep = [tid for tid, c in self.trials.items()
+                if all(c[k] == v for k, v in values.items())]
+        if not keep:
+            raise ValueError(f"no trial of {self.source} has {values}")
+        return SweepSpec({t: self.trials[t] for t in keep}, {t: self.params[t] for t in keep},
+                         self.resources, self.source)
+
 
 def _cli_name(name: str) -> str:
     return name.replace("_", "-")
