@@ -61,14 +61,22 @@ def provenance(results) -> str:
     parts = []
     if trained:
         parts.append(f"trained {plural(len(trained), 'model')} ({_duration(minutes)} of "
-                     f"training on {in_words(sorted({r.trained_on for r in trained}))})")
+                     f"training on {_devices(trained)})")
     if loaded:
         days = sorted(_day(r.trained_at) for r in loaded)
         when = days[0] if days[0] == days[-1] else f"between {days[0]} and {days[-1]}"
         parts.append(f"loaded {plural(len(loaded), 'model')} from the run store (trained "
-                     f"{when} on {in_words(sorted({r.trained_on for r in loaded}))})")
+                     f"{when} on {_devices(loaded)})")
     text = " and ".join(parts)
     return f"This run {text}."
+
+
+DEVICE_WORDS = {"cpu": "a CPU", "cuda": "a GPU", "mps": "an Apple GPU"}
+
+
+def _devices(results) -> str:
+    return in_words(sorted({DEVICE_WORDS.get(r.trained_on, r.trained_on) for r in results}),
+                    "or")
 
 
 def _duration(minutes: float) -> str:
