@@ -72,18 +72,29 @@ def test_a_changed_config_or_seed_trains_anew(tmp_path, trainings, change):
     assert nl.train_model(base, store=tmp_path, progress=False).loaded and len(trainings) == 2
 
 
-def test_other_hooks_are_another_request(tmp_path, trainings):
+def test_hooks_record_without_changing_the_request(tmp_path, trainings):
     config = tiny(arch="resnet", depth=2, h=0.1, stem_pool=2, head_pool=1, steps=11)
     config = config.replace(steps=nl.RunConfig().steps)  # resnet: sde fields at their defaults
     plain = nl.train_model(config, store=tmp_path, progress=False)
+    # the stored run lacks these records: trained once more with them, the same model
     watched = nl.train_model(config, hooks=[nl.GradNorms(), nl.WeightNorms()], store=tmp_path,
                              progress=False)
     assert not watched.loaded and len(trainings) == 2 and not plain.history.grad_norms
+    assert same_weights(plain.model, watched.model) and watched.key == plain.key
+    assert len(watched.records["weight_norms"]) == len(watched.history.grad_norms) == 2
     again = nl.train_model(config, hooks=[nl.WeightNorms(), nl.GradNorms()], store=tmp_path,
                            progress=False)  # the order of the hooks does not matter
     assert again.loaded and again.records == watched.records
     assert again.history.grad_norms == watched.history.grad_norms
-    assert len(watched.records["weight_norms"]) == len(watched.history.grad_norms) == 2
+    # and a request for fewer records gets just those, from the same entry
+    bare = nl.train_model(config, store=tmp_path, progress=False)
+    assert bare.loaded and bare.records == {} and bare.history.grad_norms == []
+    snap = nl.train_model(config, hooks=[nl.Snapshots((1,))], store=tmp_path, progress=False)
+    assert not snap.loaded and len(trainings) == 3
+    both = nl.train_model(config, hooks=[nl.Snapshots((1,)), nl.WeightNorms()], store=tmp_path,
+                          progress=False)  # the replaced entry kept the earlier records
+    assert both.loaded and set(both.records) == {"snapshots", "weight_norms"}
+    assert len(nl.RunStore(tmp_path).keys()) == 1
 
 
 def test_library_code_is_part_of_the_key(tmp_path, trainings, monkeypatch):
@@ -249,3 +260,12 @@ def test_cli_help_and_spec_errors_come_from_the_field_metadata(tmp_path, capsys)
     with pytest.raises(SystemExit):
         cli.main(["train", "--out", str(tmp_path / "x"), "--epochs", "2.5"])
     assert "--epochs must be an integer, got '2.5'" in capsys.readouterr().err
+
+
+def test_settings_that_train_the_same_model_share_an_entry(tmp_path, trainings):
+    nl.train_model(tiny(), store=tmp_path, progress=False)
+    # a noise seed without noise, and "auto" augmentation that means "crop" for digits
+    assert nl.train_model(tiny(input_noise_seed=123), store=tmp_path, progress=False).loaded
+    crop = nl.train_model(tiny(augment="crop"), store=tmp_path, progress=False)
+    assert nl.train_model(tiny(augment="auto"), store=tmp_path, progress=False).loaded
+    assert not crop.loaded and len(trainings) == 2

@@ -50,8 +50,10 @@ def provenance(results) -> str:
             twice counts once.
     """
     unique = {}
-    for result in results:
-        unique[result.key or id(result)] = result
+    for result in results:  # a model this run trained and then loaded again counts as trained
+        key = result.key or id(result)
+        if key not in unique or not result.loaded:
+            unique[key] = result
     results = list(unique.values())
     trained = [r for r in results if not r.loaded]
     loaded = [r for r in results if r.loaded]

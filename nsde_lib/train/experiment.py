@@ -5,13 +5,15 @@
 (:mod:`nsde_lib.train.store`) and loads the model from there, or trains it and saves it. Either
 way it returns a :class:`Result`: the model on its device, the history, what the hooks recorded
 and where the model came from. Hooks record what a chapter needs from inside training (chapter
-02's gradient and weight norms); they are part of the request, so a stored run is only served to
-a request with the same hooks.
+02's gradient and weight norms); they are part of the request, so they are not part of the store's
+key (they change nothing that is trained), and a stored run that lacks a requested record is
+trained again once with it, then serves both.
 """
 from __future__ import annotations
 
 import datetime
 import functools
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -161,16 +163,23 @@ def _hooks(hooks) -> list[Hook]:
     return hooks
 
 
-def run_request(config: RunConfig, hooks: Sequence[Hook] = ()) -> dict:
+def run_request(config: RunConfig) -> dict:
     """Everything that determines a trained model (the run store's key is its hash): the
-    config, the hooks, the library's training code, torch, the device type and precision."""
+    config, the library's training code, torch, the device type and precision. Settings that
+    train the same model are written one way ("auto" resolved, no noise seed without noise).
+    Hooks are not part of it: they record, they do not change what is trained."""
     device = pick_device(config.device)
     precision = "bf16" if config.amp == "bf16" or (config.amp == "auto" and
                                                    device.type == "cuda") else "fp32"
+    seed = config.input_noise_seed if config.input_noise > 0 else None
     return {"config": asdict(config) | {"device": device.type, "amp": precision,
-                                        "augment": _augment_kind(config)},
-            "hooks": sorted((h.spec() for h in hooks), key=lambda s: s["hook"]),
+                                        "augment": _augment_kind(config),
+                                        "input_noise_seed": seed},
             "library": library_hash(), "torch": torch.__version__}
+
+
+def _specs(hooks) -> list[dict]:
+    return sorted((h.spec() for h in hooks), key=lambda s: json.dumps(s, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=4)
@@ -222,13 +231,16 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
     config.validate()
     hooks = _hooks(hooks)
     db = open_store(store)
-    request = run_request(config, hooks)
+    request = run_request(config)
     key = db.key(request) if db is not None else None
     device = pick_device(config.device)
-    if db is not None:
-        found = db.get(key, device="cpu")
-        if found is not None:
-            return _from_store(config, found, key, device)
+    found = db.get(key, device="cpu") if db is not None else None
+    if found is not None:
+        recorded = found[1].get("hooks", [])
+        if all(spec in recorded for spec in _specs(hooks)):
+            return _from_store(config, found, key, device, hooks)
+        # trained without these recorders: train again with them (the same model, as hooks
+        # change nothing), and keep what the stored run recorded beside the new records
 
     train_data, test_data = load_data(config)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
@@ -275,9 +287,17 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
                     trained_at=_now(), trained_on=device.type, seconds=seconds, key=key,
                     checkpoint=checkpoint)
     if db is not None:
-        meta = {"request": request, "history": history.to_dict(), "trained_at":
-                result.trained_at, "trained_on": device.type, "seconds": seconds}
-        db.put(key, {**_cpu(checkpoint), "records": _cpu(records)}, meta)
+        kept, specs = dict(records), _specs(hooks)
+        if found is not None:  # keep the stored run's other records (and their hooks)
+            kept = {**found[0].get("records", {}), **kept}
+            specs = _specs(hooks) + [s for s in found[1].get("hooks", []) if s not in specs]
+        history_kept = history.to_dict()
+        if found is not None and not history.grad_norms:
+            history_kept["grad_norms"] = found[1]["history"].get("grad_norms", [])
+        meta = {"request": request, "hooks": specs, "history": history_kept,
+                "trained_at": result.trained_at, "trained_on": device.type, "seconds": seconds}
+        db.put(key, {**_cpu(checkpoint), "records": _cpu(kept)}, meta,
+               replace=found is not None)
     return result
 
 
@@ -288,15 +308,19 @@ def _augment_kind(config: RunConfig) -> str:
     return "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
 
 
-def _from_store(config: RunConfig, found, key: str, device) -> Result:
+def _from_store(config: RunConfig, found, key: str, device, hooks) -> Result:
     payload, meta = found
     model = build_model(config, _in_channels(payload["model"]), 10)
     model.load_state_dict(payload["model"])
     fast = accelerate(model, device, amp=config.amp, compile=config.compile)
+    asked = {h.name for h in hooks}
     history = History(**meta["history"])
+    if "grad_norms" not in asked:  # what this request asked for, as training would give it
+        history.grad_norms = []
+    records = {k: v for k, v in payload.get("records", {}).items() if k in asked}
     checkpoint = {k: payload[k] for k in ("epoch", "model", "optimizer", "rng", "config")
                   if k in payload}
-    return Result(config, model.eval(), fast, history, payload.get("records", {}), loaded=True,
+    return Result(config, model.eval(), fast, history, records, loaded=True,
                   trained_at=meta["trained_at"], trained_on=meta["trained_on"],
                   seconds=float(meta["seconds"]), key=key, checkpoint=checkpoint)
 

@@ -1,8 +1,9 @@
 """The run store: a finished training is kept, and the same request loads it instead of training.
 
 An entry is keyed by everything that determines the trained model: the full
-:class:`~nsde_lib.train.config.RunConfig` (seed included), the hooks that record during training,
-a hash of the library's own training code, the torch version, the device type and the precision.
+:class:`~nsde_lib.train.config.RunConfig` (seed included), a hash of the library's own training
+code, the torch version, the device type and the precision (what hooks recorded during training
+is kept in the entry, see :func:`nsde_lib.train_model`).
 Any change to one of them is another key, so a stored model is never served for a request it
 does not answer. What the key leaves out, on purpose: the CPU's instruction set and thread count
 (they move the last bits of a result, not the experiment; the test matrix, which checks exactly
@@ -167,11 +168,13 @@ class RunStore:
             return None
         return payload, meta
 
-    def put(self, key: str, payload: dict, meta: dict) -> Path:
+    def put(self, key: str, payload: dict, meta: dict, *, replace: bool = False) -> Path:
         """Save an entry: both files into ``.incoming/``, fsync, then one rename into place.
 
         If another process saved the same key meanwhile, its entry is kept (same request, same
-        training) and this one is discarded. Returns the entry's folder.
+        training) and this one is discarded, unless ``replace`` (the new entry holds more
+        records of the same training): the old one is then moved out and the new one renamed
+        in. Returns the entry's folder.
         """
         folder = self.path(key)
         incoming = self.root / INCOMING / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -183,6 +186,9 @@ class RunStore:
                 os.fsync(f.fileno())
             write_json(incoming / META, {**meta, "key": key, "format": FORMAT})
             folder.parent.mkdir(parents=True, exist_ok=True)
+            old = incoming.with_name(incoming.name + ".old")
+            if replace and folder.is_dir():
+                os.rename(folder, old)
             try:
                 os.rename(incoming, folder)  # atomic; fails if the folder exists
             except OSError:
@@ -190,6 +196,7 @@ class RunStore:
                     raise
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
+            shutil.rmtree(incoming.with_name(incoming.name + ".old"), ignore_errors=True)
         return folder
 
     def keys(self) -> list[str]:
