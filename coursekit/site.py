@@ -268,11 +268,68 @@ REDIRECT = """<!DOCTYPE html>
 """
 
 
-def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> list[Result]:
+# Chapters that use models another chapter trains (05 attacks chapter 04's models, 06 takes
+# 04's Neural ODE as its reference): they start once that chapter has finished, so they load its
+# models from the run store instead of training them a second time.
+AFTER = {"05": "04", "06": "04"}
+JOBS_ENV = "NSDE_JOBS"
+
+
+def default_jobs() -> int:
+    """Chapters run at a time: ``$NSDE_JOBS``, else 2 on a machine with 2 or more CPUs (each
+    chapter runs torch on one thread, so two chapters keep two cores busy), else 1."""
+    import os
+
+    text = os.environ.get(JOBS_ENV, "")
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise SystemExit(f"{JOBS_ENV} must be a whole number >= 1, got {text!r}")
+        return int(text)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def run_chapters(notebooks: list[Path], out: Path, *, quick: bool, jobs: int = 1):
+    """Run the chapters, ``jobs`` at a time, each on its own kernel; yield ``(path, run)`` as
+    each finishes. A chapter listed in :data:`AFTER` waits for its prerequisite (when that is
+    in ``notebooks``); the others start in course order."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    def needs(path):
+        before = AFTER.get(path.stem[:2])
+        return next((p for p in notebooks if p.stem[:2] == before), None)
+
+    if jobs <= 1:
+        for path in notebooks:
+            yield path, run_chapter(path, quick=quick,
+                                    claims=claims.chapter_file(out, path.stem))
+        return
+    waiting, done, running = list(notebooks), set(), {}
+    # a prerequisite starts first: the chapters that wait for it wait less
+    waiting.sort(key=lambda p: p not in {needs(q) for q in notebooks})
+    with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            for path in list(waiting):
+                if len(running) >= jobs:
+                    break
+                if needs(path) is None or needs(path) in done:
+                    waiting.remove(path)
+                    running[pool.submit(run_chapter, path, quick=quick,
+                                        claims=claims.chapter_file(out, path.stem))] = path
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                path = running.pop(future)
+                done.add(path)
+                yield path, future.result()
+
+
+def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False,
+          jobs: int = 1) -> list[Result]:
     """Run each chapter once, write its pages, student copy, slides; build the site.
 
-    Returns one :class:`Result` per notebook (a chapter whose run failed still gets its page,
-    showing how far it got).
+    ``jobs`` chapters run at a time (:func:`run_chapters`). Returns one :class:`Result` per
+    notebook, in course order (a chapter whose run failed still gets its page, showing how far
+    it got).
     """
     import nbformat
 
@@ -287,10 +344,9 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
     slides.ship_reveal(extra / "slides")
     results, ended = [], {}
     for path in notebooks:
+        claims.chapter_file(out, path.stem).unlink(missing_ok=True)  # this run's claims only
+    for path, run in run_chapters(notebooks, out, quick=quick, jobs=jobs):
         name = path.stem
-        found = claims.chapter_file(out, name)
-        found.unlink(missing_ok=True)        # claims.json lists this run's claims only
-        run = run_chapter(path, quick=quick, claims=found)
         ended[name] = not run.error
         nbformat.write(run.chapter, out / "executed" / path.name)
         nbformat.write(run.student, out / "executed" / "student" / path.name)
@@ -314,6 +370,8 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
         status = "ok" if result.ok else f"FAILED{where}  {error}"
         print(f"{name:<32} {run.seconds:7.1f} s  {status}", flush=True)
 
+    order = {p.stem: i for i, p in enumerate(notebooks)}
+    results.sort(key=lambda r: order[r.name])
     chapters = course_notebooks(notebooks[0].parent) if notebooks else []
     records = update_records(out, results, quick=quick,
                              built=lambda name: (src / f"{name}.ipynb").exists())
@@ -321,7 +379,7 @@ def build(notebooks: list[Path], out: Path = BUILD, *, quick: bool = False) -> l
     kit = write_kit(src, list(titles))
     report = claims.collect(out, ended, quick=quick,
                             keep=lambda name: (src / f"{name}.ipynb").exists())
-    for name in ended:
+    for name in sorted(ended, key=order.get):
         print(claims.summary_line(name, report["chapters"][name]), flush=True)
     (src / f"{claims.PAGE}.md").write_text(claims.claims_page(report, titles), encoding="utf-8")
     (src / "index.md").write_text(index_page(records, titles, kit, claims_page=claims.PAGE),
@@ -347,6 +405,9 @@ def main(argv=None) -> int:
                         help="run in quick mode (also when NSDE_QUICK=1 is set)")
     parser.add_argument("--only", default="", help="run the notebooks whose name contains this")
     parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default build/)")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help=f"chapters run at a time (default: ${JOBS_ENV}, else 2 on two or "
+                             f"more CPUs; chapters 05 and 06 wait for 04, whose models they use)")
     parser.add_argument("--pin", nargs="+", type=Path, metavar="NOTEBOOK",
                         help="maintainers: store the checked cells' quick-mode outputs")
     args = parser.parse_args(argv)
@@ -359,7 +420,7 @@ def main(argv=None) -> int:
         print(f"no notebook in {NOTEBOOKS} matches {args.only!r}", file=sys.stderr)
         return 2
     quick = args.quick or is_quick()
-    results = build(notebooks, args.out, quick=quick)
+    results = build(notebooks, args.out, quick=quick, jobs=args.jobs or default_jobs())
     failed = [r.name for r in results if not r.ok]
     print(f"\n{len(results) - len(failed)}/{len(results)} ok ({'quick mode' if quick else 'full run'}); "
           f"open {args.out / INDEX}")
