@@ -1,4 +1,4 @@
-"""Figures of the ResNet-as-Euler chapters (01, 02): Euler on ẋ = λx, points flowing through the
+"""Figures of the ResNet-as-Euler chapters (01, 02): Euler on ẋ = a·x, points flowing through the
 blocks, decision regions, gradients and perturbations through depth.
 
 Every ``*_figure`` builds a figure; its ``set_*`` twin updates it in place (what a slider calls,
@@ -22,18 +22,19 @@ __all__ = ["euler_figure", "set_euler", "euler_steps_figure", "decision_line",
 CLASS_COLORS = ("#1f77b4", "#d62728")  # class 0 blue, class 1 red (the moons)
 
 
-# --- 01 · Euler on x' = λx ----------------------------------------------------------------------
+# --- 01 · Euler on x' = a·x ---------------------------------------------------------------------
 
 def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.Figure:
-    """Left: explicit Euler with step h against e^{λt}; right: |1 + λh| over h, the current h.
+    """Left: explicit Euler with step h against e^{at}; right: |1 + ah| over h, the current h
+    (a = ``lam``, the coefficient of ẋ = a·x).
 
     Traces: 0 the Euler polygon on a fixed fine grid, 1 the Euler points, 2 the exact solution,
-    3 the curve |1 + λh|, 4 the current h. Update with :func:`set_euler`.
+    3 the curve |1 + ah|, 4 the current h. Update with :func:`set_euler`.
     """
     t_fine = np.linspace(0, T, 400)
     h_grid = np.linspace(0.01, h_max, 240)
     fig = go.Figure(make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
-                                        subplot_titles=("x(t): Euler vs exact", "|1 + λh|")))
+                                        subplot_titles=("x(t): Euler vs exact", "|1 + ah|")))
     red = H_COLORS[1.0]
     fig.add_scatter(x=t_fine, y=np.zeros_like(t_fine), mode="lines", name="Euler, step h",
                     line=dict(color=red), row=1, col=1)
@@ -41,7 +42,7 @@ def euler_figure(lam: float, T: float, *, h_max: float = 1.2) -> go.Figure:
                     marker=dict(color=red, size=7), row=1, col=1)
     fig.add_scatter(x=t_fine, y=np.exp(lam * t_fine), mode="lines", name=f"exact exp({lam:g}·t)",
                     line=dict(color="black", width=3), row=1, col=1)
-    fig.add_scatter(x=h_grid, y=np.abs(1 + lam * h_grid), mode="lines", name="|1 + λh|",
+    fig.add_scatter(x=h_grid, y=np.abs(1 + lam * h_grid), mode="lines", name="|1 + ah|",
                     line=dict(color="grey"), row=1, col=2)
     fig.add_scatter(x=[], y=[], mode="markers", name="current h",
                     marker=dict(size=13, color=red), row=1, col=2)
@@ -67,12 +68,12 @@ def set_euler(fig: go.Figure, h: float) -> None:
         fig.data[0].y = np.interp(fig.data[0].x, ts, xs)  # straight lines between the points
         fig.data[1].x, fig.data[1].y = ts, xs
         fig.data[4].x, fig.data[4].y = [h], [abs(factor)]
-        fig.layout.title.text = (f"h = {h:.2f}: 1 + λh = {factor:+.3f}, the Euler solution "
+        fig.layout.title.text = (f"h = {h:.2f}: 1 + ah = {factor:+.3f}, the Euler solution "
                                  f"{verdict}")
 
 
 def euler_steps_figure(lam: float, T: float, hs, *, colors=None) -> go.Figure:
-    """Paper 003's Fig. 1: Euler on ẋ = λx for several step factors at once."""
+    """Paper 003's Fig. 1: Euler on ẋ = a·x (a = ``lam``) for several step factors at once."""
     t_fine = np.linspace(0, T, 400)
     fig = go.Figure()
     fig.add_scatter(x=t_fine, y=np.exp(lam * t_fine), mode="lines", name="exact",

@@ -35,7 +35,9 @@ class Additive:
 
 
 class Multiplicative:
-    """G = σ·y (§5; paper 000 writes σ·h): noise proportional to the state; the toy of eq. 11 and Corollary 4.0.1."""
+    """G = σ·y: noise proportional to the state (paper 000's σ·h_t of §4.2, the setting of eq. 16
+    and Corollary 4.0.1, and of §5); the toy of eq. 11. Not the paper's eq. 9, whose "multiplicative"
+    noise f·W_t scales with the drift, as Gaussian dropout (eq. 7) does."""
 
     def __init__(self, sigma: float):
         self.sigma = checks.sigma(sigma)

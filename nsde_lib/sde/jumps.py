@@ -1,4 +1,5 @@
-"""Poisson jumps: the jump term J(h, t) ⊙ Z dN of paper 000 (eq. 3) and its presets.
+"""Poisson jumps: the jump term J(y, t) ⊙ Z dN of paper 000 (eq. 3; the paper writes the state
+as h_t) and its presets.
 
 A jump law says how often events come (``rate`` λ, per unit time, one clock per sample), which
 sign they take (Z = −1 with probability ``p``, else +1) and whether one sign is drawn per element
@@ -44,10 +45,10 @@ class PoissonJump:
 class JumpDropout(PoissonJump):
     """Dropout as a jump (eqs. 4–5): drift ½·f, jumps of size ½·f ⊙ Z.
 
-    The paper writes eq. (4) as h + ½f + 2f ⊙ Z; expanding f ⊙ γ with Z = 2γ − 1 gives
-    h + ½f + ½f ⊙ Z, which is what a block with γ ~ Bernoulli(1 − p) computes. With one event
-    per unit time (``rate=1``) the expected change per unit time is (1 − p)·f, the mean of the
-    discrete dropout block.
+    The paper writes eq. (4) as h_t + ½f + 2f ⊙ Z (its state h_t is our y); expanding f ⊙ γ with
+    Z = 2γ − 1 gives y + ½f + ½f ⊙ Z, which is what a block with γ ~ Bernoulli(1 − p) computes.
+    With one event per unit time (``rate=1``) the expected change per unit time is (1 − p)·f, the
+    mean of the discrete dropout block.
     """
 
     drift_scale = 0.5

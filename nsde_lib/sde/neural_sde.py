@@ -28,7 +28,7 @@ class NeuralSDE(nn.Module):
             :class:`nsde_lib.Multiplicative`, :class:`nsde_lib.GaussianDropout`) or ``None``.
         jump: a jump preset with ``size(t, y, fy)`` (:class:`nsde_lib.JumpDropout`,
             :class:`nsde_lib.StochasticDepth`) or ``None``. Its ``drift_scale`` s multiplies the
-            drift (½ for jump dropout, eq. 5).
+            drift (½ for the dropout jumps of eqs. 4–5).
 
     Attributes:
         noise_on: when ``False`` the noise is off: no diffusion, and a jump is replaced by its

@@ -1,5 +1,7 @@
-"""Explicit Euler on the test equation ẋ = λx (paper 003, Fig. 1): the amplification factor
-1 + λ·dt and the largest stable step. With dt = h this is a residual block's step factor."""
+"""Explicit Euler on the test equation ẋ = a·x (paper 003, Fig. 1, where a = −2.3): the
+amplification factor 1 + a·dt and the largest stable step. With dt = h this is a residual block's
+step factor. The functions take the coefficient a as ``lam``; the course writes it a, because λ
+is the Poisson jump rate (paper 000's symbol)."""
 from __future__ import annotations
 
 import math
@@ -14,9 +16,9 @@ __all__ = ["LinearODE", "euler_factor", "euler_stability_limit", "euler_solution
 
 
 class LinearODE:
-    """ẋ = λx with torchsde's contract (``f(t, y)``, no diffusion), so :func:`nsde_lib.sdeint`
-    runs explicit Euler on it and ``sdeint(LinearODE(λ), x0, [0, n·dt], dt=dt)[-1]`` is
-    (1 + λ·dt)^n·x0."""
+    """ẋ = a·x (a = ``lam``) with torchsde's contract (``f(t, y)``, no diffusion), so
+    :func:`nsde_lib.sdeint` runs explicit Euler on it and ``sdeint(LinearODE(a), x0, [0, n·dt],
+    dt=dt)[-1]`` is (1 + a·dt)^n·x0."""
 
     def __init__(self, lam: float):
         self.lam = float(lam)
@@ -29,9 +31,9 @@ class LinearODE:
 
 
 def euler_factor(lam: complex, dt: float) -> complex:
-    """1 + λ·dt: explicit Euler on ẋ = λx multiplies the state by this each step.
+    """1 + a·dt (a = ``lam``): explicit Euler on ẋ = a·x multiplies the state by this each step.
 
-    The Euler solution is x_n = (1 + λ·dt)^n x_0, so it decays iff |1 + λ·dt| < 1 (paper 003,
+    The Euler solution is x_n = (1 + a·dt)^n x_0, so it decays iff |1 + a·dt| < 1 (paper 003,
     Fig. 1, with dt = h).
     """
     dt = positive("dt", dt)
@@ -39,11 +41,11 @@ def euler_factor(lam: complex, dt: float) -> complex:
 
 
 def euler_stability_limit(lam: complex) -> float:
-    """The largest step for which explicit Euler on ẋ = λx decays: |1 + λ·dt| < 1 iff
-    dt < −2·Re(λ)/|λ|² (2/|λ| for real λ < 0).
+    """The largest step for which explicit Euler on ẋ = a·x (a = ``lam``) decays: |1 + a·dt| < 1
+    iff dt < −2·Re(a)/|a|² (2/|a| for real a < 0).
 
     Raises:
-        ValueError: Re(λ) >= 0: the equation itself does not decay, no step makes Euler decay.
+        ValueError: Re(a) >= 0: the equation itself does not decay, no step makes Euler decay.
     """
     lam = complex(lam)
     if not lam.real < 0:
@@ -52,10 +54,11 @@ def euler_stability_limit(lam: complex) -> float:
 
 
 def euler_solution(lam: float, dt: float, T: float) -> tuple[np.ndarray, np.ndarray]:
-    """Explicit Euler on ẋ = λx, x(0) = 1, with step ``dt`` up to the first step at or past ``T``.
+    """Explicit Euler on ẋ = a·x (a = ``lam``), x(0) = 1, with step ``dt`` up to the first step
+    at or past ``T``.
 
     Returns:
-        ``(ts, xs)``: the step times and the Euler points x_n = (1 + λ·dt)^n, NumPy float64,
+        ``(ts, xs)``: the step times and the Euler points x_n = (1 + a·dt)^n, NumPy float64,
         computed by :func:`nsde_lib.sdeint` (so they are the solver's own numbers).
     """
     dt, T = positive("dt", dt), positive("T", T)

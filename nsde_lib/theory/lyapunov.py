@@ -66,7 +66,7 @@ def log_norms(paths: torch.Tensor) -> torch.Tensor:
 
 def lyapunov_exponent(paths: torch.Tensor, ts, *, t_min: float | None = None,
                       t_max: float | None = None, method: str = "fit") -> LyapunovEstimate:
-    """Estimate the almost-sure exponent λ = lim (1/t)·log‖x_t‖ from simulated paths.
+    """Estimate the almost-sure exponent κ = lim (1/t)·log‖x_t‖ from simulated paths.
 
     Each path gives one slope of log‖x_t‖ against t over the window ``[t_min, t_max]``; the
     estimate is their mean, with its standard error. Two estimators:
@@ -75,7 +75,7 @@ def lyapunov_exponent(paths: torch.Tensor, ts, *, t_min: float | None = None,
       log‖x_0‖ and any transient before the exponential regime.
     * ``"endpoint"``: (log‖x_{t_max}‖ − log‖x_{t_min}‖) / (t_max − t_min).
 
-    For x_t = x_0·exp(λt + σB_t) (geometric Brownian motion) both are unbiased; their variances
+    For x_t = x_0·exp(κt + σB_t) (geometric Brownian motion) both are unbiased; their variances
     per path are σ²/(t_max − t_min) for the endpoint and 6/5 of that for the fit (on a fine
     grid). Averaging over paths is what paper 000 does in Fig. 4 "to cancel out the volatility".
 

@@ -3,7 +3,8 @@
 Backwards (paper 003, Prop. 1): the gradient of the loss with respect to each block state,
 ‖∂L/∂x_n‖, and the bound ‖∂L/∂x_0‖ ≤ ‖∂L/∂x_D‖·(1 − h + h(1 + W)^D), where W bounds the norm of
 every block's Jacobian ∂F_i/∂x_i. Forwards (Prop. 2): how far a perturbation of x_0 has moved the
-states, ‖x_n^ε − x_n‖, against ε + h·n·W.
+states, ‖x_n^ε − x_n‖, against ε + h·n·W, and against ε·Π_i (1 + h·W_i) with the Jacobian norms W_i
+measured at the clean states (:func:`product_bound` of :func:`jacobian_norms`).
 
 What W is here: the spectral norm (largest singular value) of the Jacobian of F_i with respect
 to its input, evaluated at the states the batch actually reaches, estimated by power iteration on
@@ -110,7 +111,11 @@ def jacobian_norms(model, x: torch.Tensor, *, n_iter: int = 50, tol: float = 1e-
 def product_bound(h: float, W: Sequence[float] | torch.Tensor) -> float:
     """Π_i (1 + h·W_i): the chain rule's own bound on ‖∂L/∂x_0‖ / ‖∂L/∂x_D‖.
 
-    From eq. 4, ∂x_{i+1}/∂x_i = I + h·∂F_i/∂x_i, whose norm is at most 1 + h·W_i.
+    From eq. 4, ∂x_{i+1}/∂x_i = I + h·∂F_i/∂x_i, whose norm is at most 1 + h·W_i. Forwards, the
+    same product bounds ‖x_D^ε − x_D‖ / ε when every block F_i is W_i-Lipschitz (each step gives
+    ‖x_{i+1}^ε − x_{i+1}‖ ≤ (1 + h·W_i)·‖x_i^ε − x_i‖); with Jacobian norms at the clean states
+    (:func:`jacobian_norms`, from below) in place of Lipschitz constants it is an estimate that a
+    perturbation reaching more stretched states can exceed.
     """
     h = checks.step_factor(h)
     W = torch.as_tensor(W, dtype=torch.float64)
@@ -160,10 +165,13 @@ def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = 
     running statistics, so every sample is on its own.
 
     Returns:
-        dict of tensors ``(D + 1,)``, all means over the batch: ``gap`` ‖x_n^ε − x_n‖,
-        ``ratio`` gap / ε_s (1 at n = 0), ``bound`` ε_s + h·n·W_s with W_s the sample's
-        largest ‖F_i(x_i^ε) − F_i(x_i)‖ over the blocks (eq. 12, per sample, then averaged), and
-        ``bound_ratio`` bound / ε_s.
+        dict of tensors ``(D + 1,)``: ``gap`` ‖x_n^ε − x_n‖, ``ratio`` gap / ε_s (1 at n = 0),
+        ``bound`` ε_s + h·n·W_s with W_s the sample's largest ‖F_i(x_i^ε) − F_i(x_i)‖ over the
+        blocks (eq. 12, per sample), and ``bound_ratio`` bound / ε_s, all means over the batch;
+        ``ratio_max`` the largest gap / ε_s over the batch. ``bound`` reads its W off the same two
+        runs whose gap it bounds, so gap ≤ bound holds by construction (the triangle inequality
+        of eq. 11): it shows how loose eq. 12 is, it cannot test it. A bound that can fail takes
+        its numbers from elsewhere, e.g. ε_s·:func:`product_bound` of :func:`jacobian_norms`.
     """
     eps = positive("eps", eps)
     generator = torch.Generator().manual_seed(seed)
@@ -181,7 +189,8 @@ def perturbation_growth(model, x: torch.Tensor, eps: float, *, relative: bool = 
     n = torch.arange(len(gap), dtype=gap.dtype, device=gap.device).view(-1, 1)
     bound = scale.view(1, -1) + model.h * n * W.view(1, -1)
     return {"gap": gap.mean(1).cpu(), "ratio": (gap / scale.view(1, -1)).mean(1).cpu(),
-            "bound": bound.mean(1).cpu(), "bound_ratio": (bound / scale.view(1, -1)).mean(1).cpu()}
+            "bound": bound.mean(1).cpu(), "bound_ratio": (bound / scale.view(1, -1)).mean(1).cpu(),
+            "ratio_max": (gap / scale.view(1, -1)).max(dim=1).values.cpu()}
 
 
 def block_weight_norms(model) -> list[float]:
