@@ -2,14 +2,12 @@
 save killed half-way is never served; a store moves between machines as one file."""
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import torch
 
 import nsde_lib as nl
 from nsde_lib import cli
-from nsde_lib.train import experiment, store as store_module
+from nsde_lib.train import experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(n_train=128, n_test=64, downsample=2, channels=4, steps=1, epochs=1, batch_size=64,
