@@ -101,11 +101,15 @@ def test_library_code_is_part_of_the_key(tmp_path, trainings, monkeypatch):
     before = nl.library_hash(copy)
     assert before == nl.library_hash()
     drift = copy / "models" / "classifier.py"
-    drift.write_text(drift.read_text().replace("import torch\n", "import torch  # edited\n", 1))
+    text = drift.read_text()
+    drift.write_text(text.replace("import torch\n", "import torch  # a comment\n", 1)
+                     .replace('"""', '"""Reworded. ', 1))
+    assert nl.library_hash(copy) == before      # comments and docstrings train nothing
+    drift.write_text(text.replace('count("steps", steps)', 'count("steps", steps, low=2)', 1))
     edited = nl.library_hash(copy)
     assert edited != before                     # one line of training code: another key
     figures = copy / "course" / "plotting.py"
-    figures.write_text(figures.read_text() + "\n# a figure's colour changed\n")
+    figures.write_text(figures.read_text() + "\nCOLOUR = 'red'\n")
     assert nl.library_hash(copy) == edited      # the course's figures do not train anything
 
     config = tiny()
