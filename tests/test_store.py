@@ -2,14 +2,12 @@
 save killed half-way is never served; a store moves between machines as one file."""
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import torch
 
 import nsde_lib as nl
 from nsde_lib import cli
-from nsde_lib.train import experiment, store as store_module
+from nsde_lib.train import experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(n_train=128, n_test=64, downsample=2, channels=4, steps=1, epochs=1, batch_size=64,
@@ -103,11 +101,15 @@ def test_library_code_is_part_of_the_key(tmp_path, trainings, monkeypatch):
     before = nl.library_hash(copy)
     assert before == nl.library_hash()
     drift = copy / "models" / "classifier.py"
-    drift.write_text(drift.read_text().replace("import torch\n", "import torch  # edited\n", 1))
+    text = drift.read_text()
+    drift.write_text(text.replace("import torch\n", "import torch  # a comment\n", 1)
+                     .replace('"""', '"""Reworded. ', 1))
+    assert nl.library_hash(copy) == before      # comments and docstrings train nothing
+    drift.write_text(text.replace('count("steps", steps)', 'count("steps", steps, low=2)', 1))
     edited = nl.library_hash(copy)
     assert edited != before                     # one line of training code: another key
     figures = copy / "course" / "plotting.py"
-    figures.write_text(figures.read_text() + "\n# a figure's colour changed\n")
+    figures.write_text(figures.read_text() + "\nCOLOUR = 'red'\n")
     assert nl.library_hash(copy) == edited      # the course's figures do not train anything
 
     config = tiny()

@@ -15,6 +15,7 @@ from torch import nn
 from .. import checks
 from ..checks import count, positive
 from ..models.classifier import CLASSIFIER_NOISES, SDEClassifier
+from ..models.flow2d import Flow2D
 from ..models.resnet import EulerResNet
 from ..runtime import DEVICES
 from ..sde.solver import METHODS
@@ -22,14 +23,19 @@ from .augment import AUGMENTS
 from .loop import OPTIMIZERS, SCHEDULES
 
 __all__ = ["RunConfig", "build_model", "config_fields", "FieldInfo", "TRAIN_DATASETS",
-           "EVAL_DATASETS", "AMP_MODES", "ARCHS", "IMAGE_SHAPES"]
+           "EVAL_DATASETS", "AMP_MODES", "ARCHS", "IMAGE_SHAPES", "DATA_SHAPES"]
 
-TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10")
+TRAIN_DATASETS = ("mnist5k", "cifar10", "stl10", "moons")
 EVAL_DATASETS = TRAIN_DATASETS + ("cifar10.1",)
 AMP_MODES = ("auto", "bf16", "off")
-ARCHS = ("sde", "resnet")
+ARCHS = ("sde", "resnet", "mlp", "flow2d")
+ACTIVATIONS = ("relu", "tanh")
 # (channels, side) of each data set's images: which test sets a trained model can read.
 IMAGE_SHAPES = {"mnist5k": (1, 28), "cifar10": (3, 32), "cifar10.1": (3, 32), "stl10": (3, 96)}
+POINTS = ("moons",)          # data sets of 2-D points, read by arch mlp and flow2d
+# (input channels or coordinates, classes) of each data set
+DATA_SHAPES = {"mnist5k": (1, 10), "cifar10": (3, 10), "cifar10.1": (3, 10), "stl10": (3, 10),
+               "moons": (2, 2)}
 
 
 def _option(default, help: str, choices: tuple | None = None):
@@ -43,9 +49,12 @@ class RunConfig:
     1/11 on [0, 1], 64 channels, SGD with momentum, lr 0.1 divided by 10 in steps).
 
     ``arch`` picks the network: ``"sde"`` (:class:`nsde_lib.SDEClassifier`: ``noise`` ...
-    ``spectral_stem``) or ``"resnet"`` (:class:`nsde_lib.EulerResNet` with conv blocks:
-    ``depth``, ``h``, ``bn``, ``stem_pool``, ``head_pool``); ``channels`` is the width of the
-    state for both. The fields of the other architecture must keep their defaults. Each field's
+    ``spectral_stem``), ``"resnet"`` (:class:`nsde_lib.EulerResNet` with conv blocks:
+    ``depth``, ``h``, ``bn``, ``stem_pool``, ``head_pool``), and on the 2-D points of
+    ``dataset="moons"`` (``moons_noise``) ``"mlp"`` (an EulerResNet with MLP blocks: ``depth``,
+    ``h``, ``bn``, ``hidden``, ``act``) or ``"flow2d"`` (:class:`nsde_lib.Flow2D`: the noise
+    fields, ``steps``, ``T``, ``method``); ``channels`` is the width of the state for all. The
+    fields of the other architectures must keep their defaults (see :attr:`ARCH_FIELDS`). Each field's
     help and allowed values: :func:`config_fields` (or ``python -m nsde_lib train --help``).
 
     The fields in :attr:`RUNTIME` say *how* to compute, not *what*: they may change when a run
@@ -53,8 +62,10 @@ class RunConfig:
     """
 
     dataset: str = _option("mnist5k", "the training set", TRAIN_DATASETS)
-    arch: str = _option("sde", "sde (the Neural ODE/SDE classifier of chapters 04-06) or resnet "
-                               "(the Euler-view ResNet of chapter 02)", ARCHS)
+    arch: str = _option("sde", "sde: the Neural ODE/SDE classifier of chapters 04-06; resnet: "
+                               "the Euler-view conv ResNet of chapter 02; mlp: the Euler-view "
+                               "ResNet of 2-D points of chapter 01; flow2d: the Neural ODE/SDE "
+                               "of 2-D points of chapter 03", ARCHS)
     noise: str = _option("none", "the noise preset of the SDE block", CLASSIFIER_NOISES)
     sigma: float = _option(0.0, "diffusion scale σ >= 0 (additive, multiplicative)")
     p: float = _option(0.0, "drop probability in [0, 1) (dropout, jump-dropout)")
@@ -82,10 +93,14 @@ class RunConfig:
     depth: int = _option(8, "resnet: residual blocks D")
     h: float = _option(1.0, "resnet: step factor h > 0 (1 = the original ResNet)")
     bn: bool = _option(True, "resnet: BatchNorm in the blocks")
+    hidden: int = _option(16, "mlp: width inside each residual block")
+    act: str = _option("relu", "mlp: the activation inside each block", ACTIVATIONS)
     stem_pool: int = _option(1, "resnet: average-pool factor after the stem (28x28 -> 7x7 for 4)")
     head_pool: int = _option(1, "resnet: the head pools the state to head_pool x head_pool")
     n_train: int | None = _option(None, "keep the first n_train training images")
     n_test: int | None = _option(None, "keep the first n_test test images")
+    moons_noise: float = _option(0.2, "moons: std of the Gaussian noise on the points (train "
+                                      "and test)")
     downsample: int = _option(1, "average-pool the images by this factor (2: 28x28 -> 14x14)")
     input_noise: float = _option(0.0, "std of Gaussian noise added to the training images")
     input_noise_seed: int | None = _option(None, "none: fresh input noise in every batch "
@@ -102,19 +117,30 @@ class RunConfig:
     # defaults, so that a setting that would be ignored is refused instead.
     ARCH_FIELDS = {"sde": ("noise", "sigma", "p", "rate", "sigma0", "spectral_stem", "steps",
                            "T", "method", "spectral_norm"),
-                   "resnet": ("depth", "h", "bn", "stem_pool", "head_pool")}
+                   "resnet": ("depth", "h", "bn", "stem_pool", "head_pool"),
+                   "mlp": ("depth", "h", "bn", "hidden", "act"),
+                   "flow2d": ("noise", "sigma", "p", "rate", "steps", "T", "method")}
 
     def validate(self) -> "RunConfig":
         """Raise ``ValueError`` naming the first bad field and its allowed values."""
         for info in config_fields().values():
             info.check(getattr(self, info.name))
         defaults = RunConfig()
+        mine = self.ARCH_FIELDS[self.arch]
         for other, names in self.ARCH_FIELDS.items():
-            for name in names if other != self.arch else ():
-                if getattr(self, name) != getattr(defaults, name):
+            for name in names:
+                if name not in mine and getattr(self, name) != getattr(defaults, name):
                     raise ValueError(f"{name} is a setting of arch {other!r}, not of "
                                      f"{self.arch!r}: leave it out (default "
                                      f"{getattr(defaults, name)!r}) or use arch {other!r}")
+        points = self.arch in ("mlp", "flow2d")
+        if points != (self.dataset in POINTS):
+            wanted = (f"a data set of points ({', '.join(POINTS)})" if points else
+                      f"an image data set ({', '.join(d for d in TRAIN_DATASETS if d not in POINTS)})")
+            raise ValueError(f"arch {self.arch!r} needs {wanted}, got dataset {self.dataset!r}")
+        if self.dataset not in POINTS and self.moons_noise != defaults.moons_noise:
+            raise ValueError(f"moons_noise is a setting of dataset 'moons', not of "
+                             f"{self.dataset!r}: leave it out")
         for name in ("epochs", "batch_size", "seed"):
             count(name, getattr(self, name), low=0 if name == "seed" else 1)
         positive("lr", self.lr)
@@ -124,9 +150,18 @@ class RunConfig:
             if getattr(self, name) is not None:
                 count(f"{name} (or None)", getattr(self, name))
         count("downsample", self.downsample)
-        side = IMAGE_SHAPES[self.dataset][1] // self.downsample
+        if self.dataset in POINTS:
+            if self.downsample != 1:
+                raise ValueError(f"downsample pools images; dataset {self.dataset!r} is points: "
+                                 f"leave it at 1")
+            if self.augment not in ("auto", "none"):
+                raise ValueError(f"augment {self.augment!r} crops images; dataset "
+                                 f"{self.dataset!r} is points: use 'none' (or 'auto')")
+            checks.non_negative("moons_noise", self.moons_noise)
+        side = IMAGE_SHAPES[self.dataset][1] // self.downsample if self.dataset not in POINTS \
+            else None
         smallest = 3 if self.arch == "sde" else self.stem_pool  # the stem's kernel / its pool
-        if side < smallest:
+        if side is not None and side < smallest:
             raise ValueError(f"downsample {self.downsample} leaves {side}x{side} images of "
                              f"{self.dataset}: too small for arch {self.arch!r} (at least "
                              f"{smallest}x{smallest})")
@@ -136,7 +171,7 @@ class RunConfig:
             count("input_noise_seed (or None)", self.input_noise_seed, low=0)
         if self.max_loss is not None:
             positive("max_loss (or None)", self.max_loss)
-        build_model(self, 1, 10)  # the model checks noise, sigma, ..., depth, h, pools
+        build_model(self)  # the model checks noise, sigma, ..., depth, h, pools
         # A noise of scale 0 is the Neural ODE under another name: say so rather than train it.
         scale = {"additive": "sigma", "multiplicative": "sigma", "dropout": "p"}.get(self.noise)
         if scale and getattr(self, scale) == 0:
@@ -249,13 +284,24 @@ def config_fields() -> dict[str, FieldInfo]:
     return out
 
 
-def build_model(config: RunConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """The network a config describes: an :class:`SDEClassifier` (``arch="sde"``) or an
-    :class:`EulerResNet` with conv blocks (``arch="resnet"``, width ``channels``)."""
+def build_model(config: RunConfig) -> nn.Module:
+    """The network a config describes, for its data set's inputs and classes
+    (:data:`DATA_SHAPES`): an :class:`SDEClassifier` (``arch="sde"``), an :class:`EulerResNet`
+    with conv blocks (``"resnet"``, width ``channels``) or with MLP blocks on 2-D points
+    (``"mlp"``, hidden width ``hidden``, activation ``act``), or a :class:`Flow2D` (``"flow2d"``,
+    ``channels`` the width of its drift, ``dt = T / steps``)."""
+    in_channels, num_classes = DATA_SHAPES[config.dataset]
     if config.arch == "resnet":
         return EulerResNet(in_channels, num_classes, depth=config.depth, width=config.channels,
                            h=config.h, block="conv", bn=config.bn, pool=config.stem_pool,
                            head_pool=config.head_pool)
+    if config.arch == "mlp":
+        return EulerResNet(in_channels, num_classes, depth=config.depth, width=config.channels,
+                           hidden=config.hidden, h=config.h, bn=config.bn, act=config.act)
+    if config.arch == "flow2d":
+        return Flow2D(num_classes, width=config.channels, T=config.T,
+                      dt=config.T / config.steps, noise=config.noise, sigma=config.sigma,
+                      p=config.p, rate=config.rate, method=config.method)
     return SDEClassifier(in_channels, num_classes, channels=config.channels, noise=config.noise,
                          sigma=config.sigma, p=config.p, rate=config.rate, T=config.T,
                          steps=config.steps, method=config.method,

@@ -24,8 +24,8 @@ from torch import nn
 from ..runtime import pick_device, rng_states
 from ..theory.propagation import block_weight_norms
 from .augment import make_augment
-from .config import RunConfig, build_model
-from .data import load
+from .config import POINTS, RunConfig, build_model
+from .data import load, moons
 from .fastpath import FastPath, accelerate
 from .loop import History, fit, make_optimizer
 from .store import library_hash, open_store
@@ -183,7 +183,11 @@ def _specs(hooks) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_data(dataset, n, n_train, n_test, pool, device, noise, noise_seed):
+def _cached_data(dataset, n, n_train, n_test, pool, device, noise, noise_seed, moons_noise):
+    if dataset in POINTS:  # drawn at the sizes asked for (seed 0; the test set with seed 1)
+        train, test = moons(n_train or 1000, n_test or 1000, noise=moons_noise, seed=0,
+                            device=torch.device(device))
+        return train, test
     kwargs = {"device": torch.device(device)}
     if n is not None:
         kwargs["n"] = n
@@ -201,7 +205,8 @@ def load_data(config: RunConfig, dataset: str | None = None, device=None):
     device = pick_device(config.device if device is None else device)
     noise_seed = config.input_noise_seed if dataset is None else None
     return _cached_data(dataset or config.dataset, config.n, config.n_train, config.n_test,
-                        config.downsample, str(device), config.input_noise, noise_seed)
+                        config.downsample, str(device), config.input_noise, noise_seed,
+                        config.moons_noise)
 
 
 def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", progress=True,
@@ -244,7 +249,7 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
 
     train_data, test_data = load_data(config)
     torch.manual_seed(config.seed)  # the initial weights depend on the seed only
-    model = build_model(config, train_data[0].shape[1], 10)
+    model = build_model(config)
     optimizer = make_optimizer(model.parameters(), config.optimizer, config.lr,
                                momentum=config.momentum, weight_decay=config.weight_decay)
     start, rng = 0, None
@@ -302,15 +307,18 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
 
 
 def _augment_kind(config: RunConfig) -> str:
-    """The augmentation a config trains with ("auto": crop-flip for photos, crop for digits)."""
+    """The augmentation a config trains with ("auto": crop-flip for photos, crop for digits,
+    none for points)."""
     if config.augment != "auto":
         return config.augment
+    if config.dataset in POINTS:
+        return "none"
     return "crop-flip" if config.dataset in NATURAL_IMAGES else "crop"
 
 
 def _from_store(config: RunConfig, found, key: str, device, hooks) -> Result:
     payload, meta = found
-    model = build_model(config, _in_channels(payload["model"]), 10)
+    model = build_model(config)
     model.load_state_dict(payload["model"])
     fast = accelerate(model, device, amp=config.amp, compile=config.compile)
     asked = {h.name for h in hooks}
@@ -323,11 +331,6 @@ def _from_store(config: RunConfig, found, key: str, device, hooks) -> Result:
     return Result(config, model.eval(), fast, history, records, loaded=True,
                   trained_at=meta["trained_at"], trained_on=meta["trained_on"],
                   seconds=float(meta["seconds"]), key=key, checkpoint=checkpoint)
-
-
-def _in_channels(state: dict) -> int:
-    stem = next(v for k, v in state.items() if k.startswith("stem") and v.dim() == 4)
-    return int(stem.shape[1])
 
 
 def _cpu(tree):

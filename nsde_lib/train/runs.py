@@ -22,10 +22,9 @@ from torch import nn
 from .. import checks
 from ..checks import count
 from ..models.ensemble import ensemble_accuracy
-from ..runtime import pick_device
-from .config import ARCHS, EVAL_DATASETS, IMAGE_SHAPES, RunConfig, build_model
+from .config import ARCHS, DATA_SHAPES, EVAL_DATASETS, IMAGE_SHAPES, RunConfig, build_model
 from .experiment import load_data, train_model
-from .fastpath import FastPath, accelerate, make_forward, noise_free
+from .fastpath import FastPath, accelerate
 from .folders import (RunFolderError, append_line, first_line, load_checkpoint, read_jsonl,
                       refuse_overwrite, rewrite_jsonl, save_checkpoint, write_json)
 from .loop import History
@@ -33,8 +32,6 @@ from .loop import History
 __all__ = ["train_run", "evaluate_run", "load_run", "read_config", "read_metrics",
            "CONFIG", "METRICS", "CHECKPOINT", "EVALS"]
 
-STEM_WEIGHTS = {"sde": ("stem.weight", "stem.parametrizations.weight.original"),
-                "resnet": ("stem.0.weight",)}  # (C_out, C_in, 3, 3)
 CONFIG, METRICS, CHECKPOINT, EVALS = "config.json", "metrics.jsonl", "checkpoint.pt", "eval.jsonl"
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "rng")
 
@@ -206,23 +203,25 @@ def load_run(run: str | os.PathLike, device="auto") -> tuple[RunConfig, nn.Modul
     try:
         config = RunConfig.from_dict(read_config(run))
     except (TypeError, ValueError) as err:
-        raise RunFolderError(f"{run / CONFIG} is not a run config ({_first_line(err)}); "
+        raise RunFolderError(f"{run / CONFIG} is not a run config ({first_line(err)}); "
                              f"nothing was changed") from None
     config.device = str(device)
     checkpoint = _check_payload(load_checkpoint(run / CHECKPOINT), run / CHECKPOINT)
-    if config.arch not in STEM_WEIGHTS:
+    if config.arch not in ARCHS:
         raise RunFolderError(f"{run / CONFIG} names arch {config.arch!r}, not one of {ARCHS}; "
                              f"nothing was changed")
-    state = checkpoint["model"] if isinstance(checkpoint["model"], dict) else {}
-    stem = next((state[k] for k in STEM_WEIGHTS[config.arch] if k in state), None)
-    if not isinstance(stem, torch.Tensor) or stem.dim() != 4:
-        kind = "SDEClassifier" if config.arch == "sde" else "EulerResNet"
-        raise RunFolderError(f"{run / CHECKPOINT} holds no {kind} weights (no 4-D "
-                             f"{STEM_WEIGHTS[config.arch][0]!r}); nothing was changed")
-    model = build_model(config, stem.shape[1], 10)
+    if not isinstance(checkpoint["model"], dict):
+        raise RunFolderError(f"{run / CHECKPOINT} holds no state dict under 'model'; nothing "
+                             f"was changed")
+    model = build_model(config)
     _load_weights(model, checkpoint, run / CHECKPOINT)
     fast = accelerate(model, device, amp=config.amp, compile=config.compile)
     return config, model.eval(), checkpoint, fast
+
+
+def _shape(dataset: str):
+    """What a model reads: (channels, side) of an image data set, the coordinates of points."""
+    return IMAGE_SHAPES.get(dataset, ("points", DATA_SHAPES[dataset][0]))
 
 
 def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | None = None,
@@ -253,7 +252,7 @@ def evaluate_run(run: str | os.PathLike, *, ensemble: int = 1, dataset: str | No
     count("batch_size", batch_size)
     config, model, checkpoint, fast = load_run(run, device)
     name = dataset or config.dataset
-    if IMAGE_SHAPES[name] != IMAGE_SHAPES[config.dataset]:  # before any download
+    if _shape(name) != _shape(config.dataset):  # before any download
         raise ValueError(f"dataset {name!r} does not fit a model trained on {config.dataset!r}")
     _, test = load_data(config, dataset=name, device=device)
     torch.manual_seed(seed)

@@ -6,9 +6,8 @@ code, the torch version, the device type and the precision (what hooks recorded 
 is kept in the entry, see :func:`nsde_lib.train_model`).
 Any change to one of them is another key, so a stored model is never served for a request it
 does not answer. What the key leaves out, on purpose: the CPU's instruction set and thread count
-(they move the last bits of a result, not the experiment; the test matrix, which checks exactly
-that, runs with the store off) and the course's figures and prose (``nsde_lib/course``,
-``cli.py``: they do not touch training).
+(they move the last bits of a result, not the experiment), the library's comments and docstrings
+and the course's figures and prose (``nsde_lib/course``, ``cli.py``): they do not touch training.
 
 Layout (``runs/store/`` by default; ``NSDE_STORE=/path`` moves it, ``NSDE_STORE=off`` switches it
 off)::
@@ -31,6 +30,7 @@ weights-only, and one store serves the notebooks, ``train`` and ``sweep`` alike.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -61,7 +61,8 @@ _MEMBER = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{64})/(run\.pt|meta\.json)$")
 
 def library_hash(package: str | os.PathLike | None = None) -> str:
     """SHA-256 of the library's training code (see :data:`TRAINING_CODE`): every ``.py`` file
-    under those paths of ``package`` (default: this ``nsde_lib``), by relative path and content.
+    under those paths of ``package`` (default: this ``nsde_lib``), by relative path and code
+    (its syntax tree: comments and docstrings do not count).
     """
     if package is None:
         return _own_hash()
@@ -80,8 +81,22 @@ def _hash_of(package: Path) -> str:
         files = [path] if path.is_file() else sorted(path.rglob("*.py"))
         for file in files:
             digest.update(str(file.relative_to(package)).encode() + b"\0")
-            digest.update(file.read_bytes() + b"\0")
+            digest.update(_code_of(file.read_text()).encode() + b"\0")
     return digest.hexdigest()
+
+
+def _code_of(source: str) -> str:
+    """What a module computes: its syntax tree without docstrings (comments are not in it), so
+    that editing prose does not retrain anything and editing one line of code does."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        documented = isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+        if documented and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
 def default_store_root() -> Path | None:
