@@ -271,3 +271,12 @@ def test_settings_that_train_the_same_model_share_an_entry(tmp_path, trainings):
     crop = nl.train_model(tiny(augment="crop"), store=tmp_path, progress=False)
     assert nl.train_model(tiny(augment="auto"), store=tmp_path, progress=False).loaded
     assert not crop.loaded and len(trainings) == 2
+
+
+def test_training_or_loading_leaves_the_random_stream_as_it_was(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    for _ in range(2):  # trained, then loaded: the draws after it are the same
+        torch.manual_seed(123)
+        nl.train_model(tiny(noise="additive", sigma=0.2), store=tmp_path, progress=False)
+        assert torch.equal(torch.rand(3), expected)

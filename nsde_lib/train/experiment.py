@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..runtime import pick_device, rng_states
+from ..runtime import pick_device, rng_states, set_rng_states
 from ..theory.propagation import block_weight_norms
 from .augment import make_augment
 from .config import POINTS, RunConfig, build_model
@@ -228,11 +228,21 @@ def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", 
         resume: a checkpoint of this config to continue from (its epochs are not trained again).
 
     Returns:
-        A :class:`Result`; ``result.loaded`` says whether it came from the store.
+        A :class:`Result`; ``result.loaded`` says whether it came from the store. torch's global
+        random stream is left as it was, so what a chapter draws afterwards does not depend on
+        whether its models were trained or loaded.
 
     Raises:
         ValueError: a bad setting (naming the field and its allowed values).
     """
+    before = rng_states()
+    try:
+        return _train_or_load(config, hooks, store, progress, desc, on_epoch, resume)
+    finally:
+        set_rng_states(before)
+
+
+def _train_or_load(config, hooks, store, progress, desc, on_epoch, resume) -> Result:
     config.validate()
     hooks = _hooks(hooks)
     db = open_store(store)
