@@ -269,10 +269,23 @@ REDIRECT = """<!DOCTYPE html>
 
 
 # Chapters that use models another chapter trains (05 attacks chapter 04's models, 06 takes
-# 04's Neural ODE as its reference): they start once that chapter has finished, so they load its
-# models from the run store instead of training them a second time.
-AFTER = {"05": "04", "06": "04"}
+# 04's Neural ODE as its reference), with that chapter's spec: while the run store lacks one of
+# those models they start once that chapter has finished, so they load its models instead of
+# training them a second time; with the models stored they start at once.
+AFTER = {"05": ("04", "04_table1"), "06": ("04", "04_table1")}
 JOBS_ENV = "NSDE_JOBS"
+
+
+def models_stored(spec_name: str, *, quick: bool) -> bool:
+    """Whether the run store holds every model of the course's spec ``spec_name``."""
+    import nsde_lib as nl
+
+    store = nl.open_store()
+    if store is None:
+        return False
+    spec = nl.course_spec(spec_name, quick=quick)
+    return all(store.path(store.key(nl.run_request(nl.RunConfig.from_dict(config)))).is_dir()
+               for config in spec.trials.values())
 
 
 def default_jobs() -> int:
@@ -291,13 +304,26 @@ def default_jobs() -> int:
 def run_chapters(notebooks: list[Path], out: Path, *, quick: bool, jobs: int = 1):
     """Run the chapters, ``jobs`` at a time, each on its own kernel; yield ``(path, run)`` as
     each finishes. A chapter listed in :data:`AFTER` waits for its prerequisite (when that is
-    in ``notebooks``); the others start in course order."""
+    in ``notebooks`` and the store lacks its models); the longest chapters of the last run
+    (``out/course.json``) start first, so that the shortest fill the gaps at the end."""
     import concurrent.futures as cf
     import multiprocessing
 
+    stored = {}
+
     def needs(path):
-        before = AFTER.get(path.stem[:2])
+        before, spec = AFTER.get(path.stem[:2], (None, None))
+        if spec is not None and spec not in stored:
+            stored[spec] = models_stored(spec, quick=quick)
+        if before is None or stored[spec]:
+            return None
         return next((p for p in notebooks if p.stem[:2] == before), None)
+
+    try:
+        last = {k: v["seconds"] for k, v in json.loads((out / RECORDS).read_text()).items()
+                if v.get("quick") == quick}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        last = {}
 
     if jobs <= 1:
         for path in notebooks:
@@ -305,8 +331,9 @@ def run_chapters(notebooks: list[Path], out: Path, *, quick: bool, jobs: int = 1
                                     claims=claims.chapter_file(out, path.stem))
         return
     waiting, done, running = list(notebooks), set(), {}
-    # a prerequisite starts first: the chapters that wait for it wait less
-    waiting.sort(key=lambda p: p not in {needs(q) for q in notebooks})
+    # a prerequisite first (the chapters that wait for it wait less), then the longest
+    prerequisites = {needs(q) for q in notebooks}
+    waiting.sort(key=lambda p: (p not in prerequisites, -last.get(p.stem, 0.0)))
     with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         while waiting or running:
             for path in list(waiting):
