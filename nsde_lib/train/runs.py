@@ -139,18 +139,25 @@ def train_run(config: RunConfig, out: str | os.PathLike, *, resume: bool = False
     if start >= config.epochs:
         log(f"{out}: all {config.epochs} epochs are done; nothing to resume")
         return History()
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, asdict(config))
-    _trim_metrics(out, start)
     if start:
         log(f"{out}: resuming after epoch {start} of {config.epochs}")
+    prepared = []
+
+    def prepare():  # at the first finished epoch, or after loading: a run that cannot start
+        if not prepared:  # (no data, a bad device) leaves no folder behind
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / CONFIG, asdict(config))
+            _trim_metrics(out, start)
+            prepared.append(True)
 
     def on_epoch(epoch, history, state):
+        prepare()
         append_line(out / METRICS, history.epochs[-1])
         save_checkpoint(out / CHECKPOINT, state)
 
-    result = train_model(config, store=store, progress=progress, desc=out.name, on_epoch=on_epoch,
-                   resume=checkpoint)
+    result = train_model(config, store=store, progress=progress, desc=out.name,
+                         on_epoch=on_epoch, resume=checkpoint)
+    prepare()
     history = result.history
     if result.loaded:  # the store's run: write the folder as training would have
         for record in history.epochs[start:]:
