@@ -210,8 +210,8 @@ def load_data(config: RunConfig, dataset: str | None = None, device=None):
 
 
 def train_model(config: RunConfig, *, hooks: Sequence[Hook] = (), store="auto", progress=True,
-          desc: str | None = None, on_epoch: Callable | None = None,
-          resume: dict | None = None) -> Result:
+                desc: str | None = None, on_epoch: Callable | None = None,
+                resume: dict | None = None) -> Result:
     """Train the network ``config`` describes, or load it from the run store.
 
     Args:
@@ -297,7 +297,7 @@ def _train_or_load(config, hooks, store, progress, desc, on_epoch, resume) -> Re
     if not checkpoint:  # diverged in its first epoch: keep the weights it diverged with
         checkpoint.update(epoch=0, model=model.state_dict(), optimizer=optimizer.state_dict(),
                           rng=rng_states(), config=asdict(config))
-    records = {h.name: h.record() for h in hooks if h.record() is not None}
+    records = {h.name: record for h in hooks if (record := h.record()) is not None}
     result = Result(config, model.eval(), fast, history, records, loaded=False,
                     trained_at=_now(), trained_on=device.type, seconds=seconds, key=key,
                     checkpoint=checkpoint)
